@@ -1,0 +1,38 @@
+"""amortlib: the helper library of the book *Amortized Inference*.
+
+Modules, named after the ideas of the book:
+
+- `amortlib.models`: generative models $p(\\text{latents}, y)$ with exact posteriors;
+- `amortlib.networks`: inference networks $y \\mapsto q_\\phi(\\cdot \\mid y)$;
+- `amortlib.losses`: the qp loss (negative ELBO) and the pq loss (inference compilation);
+- `amortlib.training`: `fit`, the one compiled training loop;
+- `amortlib.evaluation`: exact KL divergences to the posterior, both directions;
+- `amortlib.plots`: the book's figure style.
+"""
+
+import os
+
+# TensorFlow's C++ start-up chatter (CUDA probes, CPU feature notes) is noise for a reader.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from amortlib.evaluation import forward_kl, kl_divergence, reverse_kl  # noqa: E402
+from amortlib.losses import pq_loss, qp_loss  # noqa: E402
+from amortlib.models import GaussianUnknownMean, LatentVariableModel, LinearGaussianParams  # noqa: E402
+from amortlib.networks import LinearGaussian  # noqa: E402
+from amortlib.training import History, fit  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GaussianUnknownMean",
+    "History",
+    "LatentVariableModel",
+    "LinearGaussian",
+    "LinearGaussianParams",
+    "fit",
+    "forward_kl",
+    "kl_divergence",
+    "pq_loss",
+    "qp_loss",
+    "reverse_kl",
+]

@@ -1,0 +1,93 @@
+"""Argument checks at the library's boundary.
+
+Every public function validates what a reader passes in and raises a `ValueError` that names the
+argument, so that a mistake never surfaces as an opaque error deep inside TensorFlow.
+Checks on tensor *values* (finiteness) run only eagerly: inside a compiled training step the
+data come from the model and are trusted.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+import tensorflow as tf
+
+DTYPE = tf.float32
+
+
+def finite_scalar(name: str, value) -> float:
+    """Return `value` as a Python float, or raise if it is not a finite real number."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a real number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be finite, got {number}")
+    return number
+
+
+def positive_scalar(name: str, value) -> float:
+    """Return `value` as a Python float, or raise if it is not finite and > 0."""
+    number = finite_scalar(name, value)
+    if number <= 0:
+        raise ValueError(f"{name} must be positive, got {number}")
+    return number
+
+
+def positive_int(name: str, value) -> int:
+    """Return `value` as an int, or raise if it is not a whole number >= 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral | np.integer):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value}")
+    return int(value)
+
+
+def seed(value, name: str = "seed"):
+    """Turn an integer seed into a stateless seed (a shape-[2] int32 tensor); pass others through.
+
+    TFP treats a plain integer seed as the seed of a *stateful* generator, whose draws depend on
+    how many random ops ran before; a stateless seed makes every call reproducible.
+    """
+    if value is None or isinstance(value, tf.Tensor):
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral | np.integer):
+        raise ValueError(f"{name} must be an integer, a stateless seed tensor or None; got {value!r}")
+    if not 0 <= value < 2**31:
+        raise ValueError(f"{name} must be in [0, 2**31), got {value}")
+    return tf.constant([0, int(value)], dtype=tf.int32)
+
+
+def one_of(name: str, value, choices) -> str:
+    """Raise unless `value` is one of `choices`."""
+    if value not in choices:
+        options = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {options}; got {value!r}")
+    return value
+
+
+def observations(y, name: str = "y") -> tf.Tensor:
+    """Convert scalar observations to a float tensor of shape [] or [batch_size].
+
+    Raises:
+        ValueError: if `y` is not numeric, has more than one dimension, or (when run eagerly)
+            holds a NaN or an infinity.
+    """
+    try:
+        y = tf.convert_to_tensor(y, dtype_hint=DTYPE)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be numeric, got {y!r}") from None
+    if not (y.dtype.is_floating or y.dtype.is_integer):
+        raise ValueError(f"{name} must be numeric, got a tensor of {y.dtype.name}")
+    if y.dtype != DTYPE:
+        y = tf.cast(y, DTYPE)
+    if y.shape.rank is not None and y.shape.rank > 1:
+        raise ValueError(
+            f"{name} must be a scalar or a 1-D batch of scalar observations, "
+            f"got shape {tuple(y.shape)}"
+        )
+    if tf.executing_eagerly() and not bool(tf.reduce_all(tf.math.is_finite(y))):
+        raise ValueError(f"{name} must be finite, got {y.numpy()}")
+    return y

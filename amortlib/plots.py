@@ -1,0 +1,96 @@
+r"""One figure style for the whole book: the same colour and line for $p$, $q_{pq}$ and $q_{qp}$.
+
+Colours are from the Okabe-Ito palette, which stays distinguishable for colour-blind readers, and
+each curve also has its own line style so that curves lying on top of each other stay visible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+__all__ = ["STYLES", "plot_traces", "plot_posteriors"]
+
+#: Line styles by role: the exact posterior and the networks trained with each loss.
+STYLES = {
+    "p": dict(color="black", linestyle="-", linewidth=2.5, label=r"exact $p(x \mid y)$"),
+    "pq": dict(color="#0072B2", linestyle="--", linewidth=2.0, label=r"$q_{pq}$ (pq loss)"),
+    "qp": dict(color="#D55E00", linestyle=":", linewidth=2.5, label=r"$q_{qp}$ (qp loss)"),
+}
+
+
+def _style(role: str) -> dict:
+    if role not in STYLES:
+        raise ValueError(f"role must be one of {', '.join(map(repr, STYLES))}; got {role!r}")
+    return dict(STYLES[role])
+
+
+def plot_traces(histories: Mapping, targets: Mapping[str, float], *, labels: Mapping[str, str] | None = None):
+    """Plot traced parameters against training step, one panel per parameter, with their targets.
+
+    Args:
+        histories: ``{"pq": History, "qp": History}`` (any subset), each traced with the names in
+            ``targets``.
+        targets: ``{name: optimum}``; each panel draws the optimum as a grey horizontal line.
+        labels: optional axis labels per name (default: the name itself).
+
+    Returns:
+        The matplotlib figure.
+    """
+    labels = dict(labels or {})
+    fig, axes = plt.subplots(1, len(targets), figsize=(3.6 * len(targets), 3.0), squeeze=False)
+    for ax, (name, target) in zip(axes[0], targets.items()):
+        for role, history in histories.items():
+            values = history.trace[name]
+            ax.plot(np.arange(1, len(values) + 1), values, **_style(role))
+        ax.axhline(target, color="0.5", linewidth=1.0, zorder=0, label="optimum")
+        ax.set_xlabel("training step")
+        ax.set_ylabel(labels.get(name, name))
+        ax.set_xscale("log")
+    axes[0, -1].legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_posteriors(
+    model,
+    q_nets: Mapping[str, object],
+    ys: Sequence[float],
+    *,
+    x=None,
+    xlabel: str = "$x$",
+):
+    """Plot the exact posterior and each network's $q(x \\mid y)$, one panel per observation.
+
+    Args:
+        model: a model with ``posterior(y)``.
+        q_nets: ``{"pq": q_net, "qp": q_net}`` (any subset).
+        ys: the test observations, one panel each.
+        x: grid of latent values (default: 6 posterior standard deviations around the posterior
+            means).
+        xlabel: label of the horizontal axis.
+
+    Returns:
+        The matplotlib figure.
+    """
+    ys = np.asarray(ys, dtype=np.float32)
+    posterior = model.posterior(ys)
+    fig, axes = plt.subplots(1, len(ys), figsize=(3.0 * len(ys), 2.8), sharey=True, squeeze=False)
+    for i, (ax, y) in enumerate(zip(axes[0], ys)):
+        grid = x
+        if grid is None:
+            mean, sd = float(posterior.mean()[i]), float(posterior.stddev()[i])
+            grid = np.linspace(mean - 6 * sd, mean + 6 * sd, 400)
+        grid = np.asarray(grid, dtype=np.float32)
+        p_y = model.posterior([y])
+        ax.plot(grid, np.exp(p_y.log_prob(grid[:, None])[:, 0]), **_style("p"))
+        for role, q_net in q_nets.items():
+            ax.plot(grid, np.exp(q_net([y]).log_prob(grid[:, None])[:, 0]), **_style(role))
+        ax.set_title(f"$y = {y:g}$")
+        ax.set_xlabel(xlabel)
+    axes[0, 0].set_ylabel("density")
+    axes[0, -1].legend(loc="upper right", fontsize="small")
+    fig.tight_layout()
+    return fig

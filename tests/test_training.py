@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from amortlib import GaussianUnknownMean, LinearGaussian, fit
+
+tfd = tfp.distributions
+
+
+def trace_abc(net):
+    return {"a": net.a, "b": net.b, "c": net.c}
+
+
+@pytest.mark.parametrize("loss", ["qp", "pq"])
+def test_fit_reaches_closed_form_optimum(loss):
+    model = GaussianUnknownMean(mu0=2.0, sigma0=3.0, sigma=0.5)
+    net = LinearGaussian()
+    history = fit(model, net, loss, num_steps=1500, seed=1, progress=False, trace_fn=trace_abc)
+    np.testing.assert_allclose(net.params(), model.optimal_params(), atol=0.01)
+    assert history.loss.shape == (1500,) and history.trace["c"].shape == (1500,)
+    assert history.trace["a"][-1] == pytest.approx(net.params().a)
+
+
+def test_fit_is_deterministic_given_the_seed():
+    runs = []
+    for _ in range(2):
+        net = LinearGaussian()
+        runs.append(fit(GaussianUnknownMean(), net, "qp", num_steps=200, seed=7, progress=False).loss)
+    np.testing.assert_array_equal(runs[0], runs[1])
+    other = fit(GaussianUnknownMean(), LinearGaussian(), "qp", num_steps=200, seed=8, progress=False)
+    assert not np.array_equal(runs[0], other.loss)
+
+
+class SignedScaleNet(tf.Module):
+    """A deliberately fragile network whose scale can go negative, making log q NaN."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = tf.Variable(0.9)
+
+    def __call__(self, y):
+        return tfd.Normal(0.5 * tf.convert_to_tensor(y), self.c)
+
+
+@pytest.mark.parametrize("loss", ["qp", "pq"])
+def test_fit_stops_with_the_step_when_loss_is_nan(loss):
+    net = SignedScaleNet()
+    # One Adam step of size 2 takes c from 0.9 to about -1.1, so step 1's loss is NaN.
+    with pytest.raises(FloatingPointError, match=r"became nan at step 1 \(of 100\)"):
+        fit(GaussianUnknownMean(), net, loss, num_steps=100, learning_rate=2.0, anneal=False,
+            progress=False)
+    assert np.isfinite(net.c.numpy())
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(loss="kl"), "loss"),
+        (dict(loss="QP"), "loss"),
+        (dict(num_steps=0), "num_steps"),
+        (dict(batch_size=-1), "batch_size"),
+        (dict(learning_rate=0.0), "learning_rate"),
+        (dict(learning_rate=float("inf")), "learning_rate"),
+        (dict(sample_size=0), "sample_size"),
+        (dict(seed=1.5), "seed"),
+    ],
+)
+def test_fit_rejects_bad_arguments(kwargs, name):
+    args = dict(loss="qp") | kwargs
+    loss = args.pop("loss")
+    with pytest.raises(ValueError, match=name):
+        fit(GaussianUnknownMean(), LinearGaussian(), loss, progress=False, **args)
+
+
+def test_fit_needs_trainable_variables():
+    with pytest.raises(ValueError, match="trainable"):
+        fit(GaussianUnknownMean(), tf.Module(), "pq", progress=False)
