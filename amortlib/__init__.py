@@ -19,7 +19,7 @@ from amortlib.evaluation import forward_kl, kl_divergence, reverse_kl  # noqa: E
 from amortlib.losses import pq_loss, qp_loss  # noqa: E402
 from amortlib.models import GaussianUnknownMean, LatentVariableModel, LinearGaussianParams  # noqa: E402
 from amortlib.networks import LinearGaussian  # noqa: E402
-from amortlib.training import History, fit  # noqa: E402
+from amortlib.training import History, fit, minimize  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -32,6 +32,7 @@ __all__ = [
     "fit",
     "forward_kl",
     "kl_divergence",
+    "minimize",
     "pq_loss",
     "qp_loss",
     "reverse_kl",

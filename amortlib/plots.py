@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["STYLES", "plot_traces", "plot_posteriors"]
+__all__ = ["STYLES", "plot_losses", "plot_traces", "plot_posteriors"]
 
 #: Line styles by role: the exact posterior and the networks trained with each loss.
 STYLES = {
@@ -50,6 +50,31 @@ def plot_traces(histories: Mapping, targets: Mapping[str, float], *, labels: Map
         ax.set_ylabel(labels.get(name, name))
         ax.set_xscale("log")
     axes[0, -1].legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_losses(histories: Mapping, floors: Mapping[str, float] | None = None):
+    """Plot each loss against training step, one panel per loss, with its analytic minimum.
+
+    Args:
+        histories: ``{"pq": History, "qp": History}`` (any subset).
+        floors: optional ``{role: minimum}``, drawn as a grey horizontal line in that panel.
+
+    Returns:
+        The matplotlib figure.
+    """
+    floors = dict(floors or {})
+    fig, axes = plt.subplots(1, len(histories), figsize=(3.8 * len(histories), 3.0), squeeze=False)
+    for ax, (role, history) in zip(axes[0], histories.items()):
+        steps = np.arange(1, history.num_steps + 1)
+        ax.plot(steps, history.loss, alpha=0.8, **_style(role))
+        if role in floors:
+            ax.axhline(floors[role], color="0.5", linewidth=1.0, label="analytic minimum")
+        ax.set_xscale("log")
+        ax.set_xlabel("training step")
+        ax.set_ylabel(f"{role} loss (nats)")
+        ax.legend(loc="upper right", fontsize="small")
     fig.tight_layout()
     return fig
 

@@ -1,5 +1,7 @@
 """One training loop for every chapter: `fit` an inference network with a named loss.
 
+`fit` is a thin layer over `minimize`, the compiled Adam loop for any stochastic scalar loss.
+
 The loop is compiled with `tf.function` and runs many steps per call inside the graph, so a step
 costs tens of microseconds rather than the milliseconds of an eager Python loop. Every step draws
 fresh data from the model with a stateless seed folded from ``seed`` and the step number, so a run
@@ -22,27 +24,142 @@ from tqdm.auto import tqdm
 from amortlib import _checks
 from amortlib.losses import LOSSES, pq_loss, qp_loss
 
-__all__ = ["History", "fit"]
+__all__ = ["History", "fit", "minimize"]
 
 
 @dataclasses.dataclass
 class History:
-    """What `fit` records.
+    """What `minimize` and `fit` record.
 
     Attributes:
         loss: the loss at every step, shape ``[num_steps]``.
         trace: for each name returned by ``trace_fn``, its value after every step.
-        seconds: wall time of the whole run, compilation included.
+        elapsed: wall time in seconds since the start of the run at the end of every step,
+            compilation included. It is measured once per compiled chunk of steps and spread
+            evenly over the steps of the chunk.
     """
 
     loss: np.ndarray
     trace: dict[str, np.ndarray]
-    seconds: float
+    elapsed: np.ndarray
 
     @property
     def num_steps(self) -> int:
         """Number of steps taken."""
         return len(self.loss)
+
+    @property
+    def seconds(self) -> float:
+        """Wall time of the whole run, compilation included."""
+        return float(self.elapsed[-1])
+
+
+def minimize(
+    loss_fn: Callable[[tf.Tensor], tf.Tensor],
+    variables,
+    *,
+    num_steps: int,
+    learning_rate: float,
+    anneal: bool = True,
+    trace_fn: Callable[[], dict] | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    name: str = "loss",
+) -> History:
+    r"""Minimise a stochastic scalar ``loss_fn(seed)`` over ``variables`` with Adam, compiled.
+
+    The general loop under `fit`: use it directly when the loss is not one of the two
+    amortized-inference losses, for example the ELBO of a fixed data set. Step $t$ calls
+    ``loss_fn`` with a stateless seed folded from ``seed`` and $t$, so a run is reproducible.
+
+    Args:
+        loss_fn: ``loss_fn(step_seed) -> scalar tensor``, traceable by `tf.function`.
+        variables: the `tf.Variable`\ s to train (a non-empty sequence).
+        num_steps: number of optimisation steps.
+        learning_rate: Adam's (initial) learning rate, > 0.
+        anneal: if True the learning rate follows a cosine from ``learning_rate`` down to 1% of
+            it at the last step; if False it stays constant.
+        trace_fn: optional ``trace_fn() -> {name: scalar}``, recorded after every step.
+        seed: an integer seed.
+        progress: show a progress bar.
+        name: what the progress bar and error messages call the loss.
+
+    Returns:
+        A `History`.
+
+    Raises:
+        ValueError: for a non-positive size or learning rate, or no variables.
+        FloatingPointError: if the loss becomes NaN or infinite; the message names the step, and
+            the variables keep the values they had before that step.
+    """
+    num_steps = _checks.positive_int("num_steps", num_steps)
+    learning_rate = _checks.positive_scalar("learning_rate", learning_rate)
+    if seed is None or isinstance(seed, tf.Tensor):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    base_seed = _checks.seed(seed)
+    variables = list(variables)
+    if not variables:
+        raise ValueError("variables must not be empty: there is nothing to train")
+
+    if anneal:
+        learning_rate = tf_keras.optimizers.schedules.CosineDecay(
+            learning_rate, decay_steps=num_steps, alpha=0.01
+        )
+    optimizer = tf_keras.optimizers.Adam(learning_rate)
+    optimizer.build(variables)
+    trace_names = list(trace_fn()) if trace_fn is not None else []
+
+    @tf.function(autograph=True)
+    def run_steps(start, count):
+        losses = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
+        traces = [tf.TensorArray(tf.float32, size=0, dynamic_size=True) for _ in trace_names]
+        for i in tf.range(count):
+            step_seed = tf.random.experimental.stateless_fold_in(base_seed, start + i)
+            with tf.GradientTape() as tape:
+                value = tf.cast(loss_fn(step_seed), tf.float32)
+            losses = losses.write(i, value)
+            if not tf.math.is_finite(value):
+                break  # leave the variables as they were before this step
+            gradients = tape.gradient(value, variables)
+            optimizer.apply_gradients(zip(gradients, variables))
+            if trace_names:
+                traced = trace_fn()
+                traces = [
+                    t.write(i, tf.cast(tf.convert_to_tensor(traced[n]), tf.float32))
+                    for t, n in zip(traces, trace_names)
+                ]
+        return losses.stack(), [t.stack() for t in traces]
+
+    chunk = max(1, math.ceil(num_steps / 25))
+    loss_chunks, elapsed_chunks = [], []
+    trace_chunks = {name_: [] for name_ in trace_names}
+    start_time = time.perf_counter()
+    with tqdm(total=num_steps, desc=name, disable=not progress, leave=False) as bar:
+        for start in range(0, num_steps, chunk):
+            count = min(chunk, num_steps - start)
+            losses, traces = run_steps(tf.constant(start), tf.constant(count))
+            losses = losses.numpy()
+            bad = np.flatnonzero(~np.isfinite(losses))
+            if bad.size:
+                step = start + int(bad[0])
+                raise FloatingPointError(
+                    f"the {name} became {losses[bad[0]]} at step {step} (of {num_steps}); "
+                    "training stopped and the variables keep their values from before that "
+                    "step. Try a smaller learning_rate or check the model and network."
+                )
+            before = elapsed_chunks[-1][-1] if elapsed_chunks else 0.0
+            now = time.perf_counter() - start_time
+            loss_chunks.append(losses)
+            elapsed_chunks.append(before + (now - before) * np.arange(1, count + 1) / count)
+            for name_, values in zip(trace_names, traces):
+                trace_chunks[name_].append(values.numpy())
+            bar.update(count)
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+    return History(
+        loss=np.concatenate(loss_chunks),
+        trace={name_: np.concatenate(parts) for name_, parts in trace_chunks.items()},
+        elapsed=np.concatenate(elapsed_chunks),
+    )
 
 
 def fit(
@@ -63,7 +180,7 @@ def fit(
 
     At each step the loop draws ``batch_size`` pairs $(x, y) \sim p(x, y)$ from ``model``, evaluates
     the loss (the qp loss uses only $y$; the pq loss uses both) and takes one Adam step on the
-    network's trainable variables.
+    network's trainable variables. It is `minimize` with the loss written for you.
 
     Args:
         model: the generative model (see `amortlib.models`).
@@ -91,83 +208,31 @@ def fit(
     Example:
         >>> from amortlib import GaussianUnknownMean, LinearGaussian, fit
         >>> q_net = LinearGaussian()
-        >>> history = fit(GaussianUnknownMean(), q_net, "pq", num_steps=3000, progress=False)
+        >>> history = fit(GaussianUnknownMean(), q_net, "pq", progress=False)
         >>> [round(v, 2) for v in q_net.params()]
         [0.5, 0.0, 0.71]
     """
     _checks.one_of("loss", loss, LOSSES)
-    num_steps = _checks.positive_int("num_steps", num_steps)
     batch_size = _checks.positive_int("batch_size", batch_size)
     sample_size = _checks.positive_int("sample_size", sample_size)
-    learning_rate = _checks.positive_scalar("learning_rate", learning_rate)
-    if seed is None or isinstance(seed, tf.Tensor):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
-    base_seed = _checks.seed(seed)
-    variables = q_net.trainable_variables
-    if not variables:
+    if not q_net.trainable_variables:
         raise ValueError("q_net has no trainable variables")
 
-    if anneal:
-        learning_rate = tf_keras.optimizers.schedules.CosineDecay(
-            learning_rate, decay_steps=num_steps, alpha=0.01
-        )
-    optimizer = tf_keras.optimizers.Adam(learning_rate)
-    optimizer.build(variables)
-    trace_names = list(trace_fn(q_net)) if trace_fn is not None else []
-
-    def loss_at(step):
-        data_seed, q_seed = tfp.random.split_seed(
-            tf.random.experimental.stateless_fold_in(base_seed, step)
-        )
+    def loss_fn(step_seed):
+        data_seed, q_seed = tfp.random.split_seed(step_seed)
         latents, y = model.sample(batch_size, seed=data_seed)
         if loss == "qp":
             return qp_loss(model, q_net, y, sample_size=sample_size, seed=q_seed)
         return pq_loss(q_net, latents, y)
 
-    @tf.function(autograph=True)
-    def run_steps(start, count):
-        losses = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
-        traces = [tf.TensorArray(tf.float32, size=0, dynamic_size=True) for _ in trace_names]
-        for i in tf.range(count):
-            with tf.GradientTape() as tape:
-                value = loss_at(start + i)
-            losses = losses.write(i, value)
-            if not tf.math.is_finite(value):
-                break  # leave the parameters as they were before this step
-            gradients = tape.gradient(value, variables)
-            optimizer.apply_gradients(zip(gradients, variables))
-            if trace_names:
-                traced = trace_fn(q_net)
-                traces = [
-                    t.write(i, tf.cast(tf.convert_to_tensor(traced[n]), tf.float32))
-                    for t, n in zip(traces, trace_names)
-                ]
-        return losses.stack(), [t.stack() for t in traces]
-
-    chunk = max(1, math.ceil(num_steps / 25))
-    loss_chunks, trace_chunks = [], {name: [] for name in trace_names}
-    start_time = time.perf_counter()
-    with tqdm(total=num_steps, desc=f"{loss} loss", disable=not progress, leave=False) as bar:
-        for start in range(0, num_steps, chunk):
-            count = min(chunk, num_steps - start)
-            losses, traces = run_steps(tf.constant(start), tf.constant(count))
-            losses = losses.numpy()
-            loss_chunks.append(losses)
-            bad = np.flatnonzero(~np.isfinite(losses))
-            if bad.size:
-                step = start + int(bad[0])
-                raise FloatingPointError(
-                    f"the {loss} loss became {losses[bad[0]]} at step {step} (of {num_steps}); "
-                    "training stopped and q_net keeps its parameters from before that step. "
-                    "Try a smaller learning_rate or check the model and network."
-                )
-            for name, values in zip(trace_names, traces):
-                trace_chunks[name].append(values.numpy())
-            bar.update(count)
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
-    seconds = time.perf_counter() - start_time
-    return History(
-        loss=np.concatenate(loss_chunks),
-        trace={name: np.concatenate(parts) for name, parts in trace_chunks.items()},
-        seconds=seconds,
+    return minimize(
+        loss_fn,
+        q_net.trainable_variables,
+        num_steps=num_steps,
+        learning_rate=learning_rate,
+        anneal=anneal,
+        trace_fn=None if trace_fn is None else (lambda: trace_fn(q_net)),
+        seed=seed,
+        progress=progress,
+        name=f"{loss} loss",
     )

@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from amortlib import GaussianUnknownMean, LinearGaussian, fit
+from amortlib import GaussianUnknownMean, LinearGaussian, fit, minimize
 
 tfd = tfp.distributions
 
@@ -47,7 +47,7 @@ class SignedScaleNet(tf.Module):
 def test_fit_stops_with_the_step_when_loss_is_nan(loss):
     net = SignedScaleNet()
     # One Adam step of size 2 takes c from 0.9 to about -1.1, so step 1's loss is NaN.
-    with pytest.raises(FloatingPointError, match=r"became nan at step 1 \(of 100\)"):
+    with pytest.raises(FloatingPointError, match=r"loss became nan at step 1 \(of 100\)"):
         fit(GaussianUnknownMean(), net, loss, num_steps=100, learning_rate=2.0, anneal=False,
             progress=False)
     assert np.isfinite(net.c.numpy())
@@ -76,3 +76,22 @@ def test_fit_rejects_bad_arguments(kwargs, name):
 def test_fit_needs_trainable_variables():
     with pytest.raises(ValueError, match="trainable"):
         fit(GaussianUnknownMean(), tf.Module(), "pq", progress=False)
+
+
+def test_minimize_finds_the_minimum_of_a_noisy_quadratic():
+    """E[(w - 3 + noise)^2] is minimised at w = 3, whatever the noise."""
+    w = tf.Variable(0.0)
+
+    def loss_fn(seed):
+        return (w - 3.0 + 0.1 * tf.random.stateless_normal([], seed=seed)) ** 2
+
+    history = minimize(loss_fn, [w], num_steps=500, learning_rate=0.1, progress=False,
+                       trace_fn=lambda: {"w": w})
+    assert w.numpy() == pytest.approx(3.0, abs=0.01)
+    assert history.trace["w"][-1] == w.numpy()
+    assert np.all(np.diff(history.elapsed) >= 0) and history.seconds == history.elapsed[-1]
+
+
+def test_minimize_rejects_no_variables():
+    with pytest.raises(ValueError, match="variables"):
+        minimize(lambda seed: tf.constant(0.0), [], num_steps=1, learning_rate=0.1)
