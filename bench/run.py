@@ -1,0 +1,381 @@
+"""Benchmarks of the book and the library, measured side by side in one run.
+
+Run with `make bench` (or `.venv/bin/python bench/run.py`). Writes bench-results/results.md and
+bench-results/results.json and prints the table. Every figure is the median of several runs with
+its spread (min-max). Sections can be chosen with --only; --repeats sets the number of runs.
+
+Sections:
+  compiled   steps/s of amortlib's compiled `fit` vs a plain eager TensorFlow loop (same loss,
+             network, optimizer and batch size), Gaussian unknown mean, qp and pq losses.
+  accuracy   wall time until |a-a*|, |b-b*|, |c-c*| < 0.01: amortlib's default recipe vs the
+             source's recipe (Adam 1e-3, one draw per step, up to 20,000 steps).
+  gap        A-VI vs F-VI on the linear hierarchical model: steps and wall time to 1% of the
+             optimum ELBO at N = 10,000, and against N (needs amortlib.gap).
+  book       execution time of every notebook, the whole strict book build, and its peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tf_keras  # noqa: E402
+
+import amortlib as am  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench-results"
+TOL = 0.01  # accuracy goal on a, b, c
+
+
+def summary(values):
+    """Median and spread of repeated measurements."""
+    values = [float(v) for v in values]
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "runs": values}
+
+
+def fmt(stat, unit="", digits=2):
+    return (f"{stat['median']:.{digits}f}{unit} "
+            f"({stat['min']:.{digits}f}-{stat['max']:.{digits}f})")
+
+
+# --------------------------------------------------------------------------------------------
+# 1. Compiled training vs an eager loop
+# --------------------------------------------------------------------------------------------
+
+def eager_steps_per_second(model, loss, batch_size, num_steps, seed):
+    """The textbook eager loop: sample, loss, gradient, Adam step, one Python iteration each."""
+    q_net = am.LinearGaussian()
+    optimizer = tf_keras.optimizers.Adam(0.05)
+    variables = q_net.trainable_variables
+    optimizer.build(variables)
+    start = time.perf_counter()
+    for step in range(num_steps):
+        step_seed = tf.random.experimental.stateless_fold_in(am._checks.seed(seed), step)
+        data_seed, q_seed = tf.unstack(tf.random.experimental.stateless_split(step_seed, 2))
+        with tf.GradientTape() as tape:
+            x, y = model.sample(batch_size, seed=data_seed)
+            if loss == "qp":
+                value = am.qp_loss(model, q_net, y, seed=q_seed)
+            else:
+                value = am.pq_loss(q_net, x, y)
+        optimizer.apply_gradients(zip(tape.gradient(value, variables), variables))
+    return num_steps / (time.perf_counter() - start)
+
+
+def compiled_steps_per_second(model, loss, batch_size, num_steps, seed):
+    """amortlib's fit; compilation is timed separately by a first short run."""
+    history = am.fit(model, am.LinearGaussian(), loss, num_steps=num_steps,
+                     batch_size=batch_size, seed=seed, progress=False)
+    # Steady state: exclude the first chunk, which includes tracing and compilation.
+    first_chunk = int(np.ceil(num_steps / 25))
+    steady = history.elapsed[-1] - history.elapsed[first_chunk - 1]
+    return (num_steps - first_chunk) / steady, history.elapsed[first_chunk - 1]
+
+
+def bench_compiled(repeats):
+    model = am.GaussianUnknownMean()
+    rows = []
+    for loss in ["qp", "pq"]:
+        eager, compiled, compile_s = [], [], []
+        for r in range(repeats):
+            eager.append(eager_steps_per_second(model, loss, 1000, 300, seed=r))
+            sps, first = compiled_steps_per_second(model, loss, 1000, 5000, seed=r)
+            compiled.append(sps)
+            compile_s.append(first)
+        speedup = [c / e for c, e in zip(compiled, eager)]
+        rows.append({"loss": loss, "batch_size": 1000, "eager_steps_per_s": summary(eager),
+                     "compiled_steps_per_s": summary(compiled),
+                     "first_chunk_s": summary(compile_s), "speedup": summary(speedup)})
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# 2. Time to accuracy: default recipe vs the source's recipe
+# --------------------------------------------------------------------------------------------
+
+def time_to_accuracy(model, loss, seed, **recipe):
+    optimum = np.array(model.optimal_params())
+    q_net = am.LinearGaussian()
+    history = am.fit(model, q_net, loss, seed=seed, progress=False,
+                     trace_fn=lambda n: {"a": n.a, "b": n.b, "c": n.c}, **recipe)
+    params = np.stack([history.trace[k] for k in "abc"], axis=1)
+    error = np.abs(params - optimum).max(axis=1)
+    within = error < TOL
+    # "Reached": the first step from which the error stays below TOL to the end of the run.
+    outside = np.flatnonzero(~within)
+    stays_from = 0 if outside.size == 0 else outside[-1] + 1
+    reached = stays_from < len(error)
+    first = int(np.argmax(within)) if within.any() else None
+    return {
+        "steps_to_stay": int(stays_from) + 1 if reached else None,
+        "steps_to_first": first + 1 if first is not None else None,
+        "seconds_to_stay": float(history.elapsed[stays_from]) if reached else None,
+        "seconds_to_first": float(history.elapsed[first]) if first is not None else None,
+        "final_error": float(error[-1]),
+        "total_seconds": history.seconds,
+    }
+
+
+SOURCE_RECIPE = dict(num_steps=20_000, batch_size=1, learning_rate=1e-3, anneal=False)
+DEFAULT_RECIPE = dict()  # fit's defaults
+
+
+def bench_accuracy(repeats):
+    """The source's recipe is timed in amortlib's compiled loop and, as the source ran it, in an
+    eager loop: its step counts times the measured eager seconds per step at batch size 1."""
+    model = am.GaussianUnknownMean()
+    rows = []
+    for loss in ["qp", "pq"]:
+        for name, recipe in [("amortlib default", DEFAULT_RECIPE),
+                             ("source, compiled loop", SOURCE_RECIPE)]:
+            runs = [time_to_accuracy(model, loss, seed=r, **recipe) for r in range(repeats)]
+            rows.append({"loss": loss, "recipe": name, "runs": runs})
+        eager_sps = [eager_steps_per_second(model, loss, 1, 300, seed=r) for r in range(repeats)]
+        sps = statistics.median(eager_sps)
+        eager_runs = []
+        for run in rows[-1]["runs"]:
+            eager_runs.append({
+                "seconds_to_stay": None if run["steps_to_stay"] is None
+                else run["steps_to_stay"] / sps,
+                "seconds_to_first": None if run["steps_to_first"] is None
+                else run["steps_to_first"] / sps,
+                "final_error": run["final_error"],
+                "total_seconds": SOURCE_RECIPE["num_steps"] / sps,
+            })
+        rows.append({"loss": loss, "recipe": "source, eager loop (as the source ran it)",
+                     "runs": eager_runs, "eager_steps_per_s": summary(eager_sps)})
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# 3. A-VI vs F-VI (needs amortlib.gap)
+# --------------------------------------------------------------------------------------------
+
+def bench_gap(repeats):
+    try:
+        from bench import gap_bench  # noqa: PLC0415
+    except ImportError as error:
+        return {"skipped": f"amortlib.gap benchmark not available: {error}"}
+    return gap_bench.run(repeats)
+
+
+# --------------------------------------------------------------------------------------------
+# 4-5. The book: every notebook, the whole build, peak memory
+# --------------------------------------------------------------------------------------------
+
+def toc_notebooks():
+    import yaml  # noqa: PLC0415
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    return [ROOT / f"{f}.ipynb" for f in files if (ROOT / f"{f}.ipynb").exists()]
+
+
+def run_notebook(path):
+    """Execute a notebook top to bottom in a fresh kernel, as a reader would; seconds."""
+    import nbformat  # noqa: PLC0415
+    from nbclient import NotebookClient  # noqa: PLC0415
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=900, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    client.execute()
+    return time.perf_counter() - start
+
+
+class PeakMemory:
+    """Polls the resident memory of a process tree; the peak of the sum over the tree."""
+
+    def __init__(self, pid, interval=0.2):
+        import psutil  # noqa: PLC0415
+
+        self.root, self.interval, self.peak = psutil.Process(pid), interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self):
+        import psutil  # noqa: PLC0415
+
+        while not self._stop.is_set():
+            try:
+                procs = [self.root, *self.root.children(recursive=True)]
+                total = 0
+                for p in procs:
+                    try:
+                        total += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+                self.peak = max(self.peak, total)
+            except psutil.Error:
+                pass
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def build_book_fresh():
+    """A strict build in a scratch copy with an empty execution cache; seconds and peak bytes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = pathlib.Path(tmp) / "book"
+        shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(
+            "_build", ".venv*", ".git", "bench-results", "__pycache__", ".pytest_cache"))
+        jb = pathlib.Path(sys.executable).parent / "jupyter-book"
+        start = time.perf_counter()
+        proc = subprocess.Popen([str(jb), "build", "-W", "-n", "--keep-going", str(copy)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with PeakMemory(proc.pid) as memory:
+            code = proc.wait()
+        seconds = time.perf_counter() - start
+        if code != 0:
+            raise RuntimeError(f"the book build failed with exit code {code}")
+        return seconds, memory.peak
+
+
+def bench_book(repeats, build_repeats):
+    notebooks = {}
+    for path in toc_notebooks():
+        times = [run_notebook(path) for _ in range(repeats)]
+        notebooks[path.stem] = summary(times)
+        print(f"  {path.stem}: {fmt(notebooks[path.stem], ' s', 1)}", flush=True)
+    builds = [build_book_fresh() for _ in range(build_repeats)]
+    return {
+        "notebooks": notebooks,
+        "build_seconds": summary([b[0] for b in builds]),
+        "build_peak_gib": summary([b[1] / 2**30 for b in builds]),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+
+def markdown(results):
+    lines = ["# Benchmarks", "",
+             f"Machine: {results['machine']}. Figures are medians over runs, "
+             "with the range (min-max) in brackets.", ""]
+    if "compiled" in results:
+        lines += ["## 1. Compiled training vs an eager loop (goal: at least 10x)", "",
+                  "| loss | batch | eager steps/s | amortlib fit steps/s | speed-up | "
+                  "first chunk incl. compilation |", "|---|---|---|---|---|---|"]
+        for r in results["compiled"]:
+            lines.append(f"| {r['loss']} | {r['batch_size']} | {fmt(r['eager_steps_per_s'], '', 0)} "
+                         f"| {fmt(r['compiled_steps_per_s'], '', 0)} | {fmt(r['speedup'], 'x', 1)} "
+                         f"| {fmt(r['first_chunk_s'], ' s')} |")
+        lines.append("")
+    if "accuracy" in results:
+        lines += ["## 2. Time to |a-a\\*|, |b-b\\*|, |c-c\\*| < 0.01 (goal: at least 20x less)", "",
+                  "Time until the error stays below 0.01 for the rest of the run, and until it "
+                  "is first below 0.01; final error.", "",
+                  "| loss | recipe | s until it stays | s until first | final max error | "
+                  "run length (s) |", "|---|---|---|---|---|---|"]
+        for r in results["accuracy"]:
+            def stat(key, r=r):
+                vals = [run[key] for run in r["runs"]]
+                if any(v is None for v in vals):
+                    reached = sum(v is not None for v in vals)
+                    return f"not reached in {len(vals) - reached} of {len(vals)} runs"
+                return fmt(summary(vals), "", 3)
+            lines.append(f"| {r['loss']} | {r['recipe']} | {stat('seconds_to_stay')} | "
+                         f"{stat('seconds_to_first')} | {stat('final_error')} | "
+                         f"{stat('total_seconds')} |")
+        lines += ["", results.get("accuracy_verdict", ""), ""]
+    if "gap" in results:
+        lines += ["## 3. A-VI vs F-VI, linear hierarchical model (goal: A-VI at least 5x faster)", ""]
+        gap = results["gap"]
+        if "skipped" in gap:
+            lines.append(gap["skipped"])
+        else:
+            lines += gap["markdown"]
+        lines.append("")
+    if "book" in results:
+        book = results["book"]
+        lines += ["## 4-5. The book (goals: every chapter under 60 s, build under 8 min)", "",
+                  "| notebook | execution (s) |", "|---|---|"]
+        for name, stat in book["notebooks"].items():
+            flag = "" if stat["median"] < 60 else " **over 60 s**"
+            lines.append(f"| {name} | {fmt(stat, '', 1)}{flag} |")
+        lines += ["", f"Whole strict book build from an empty cache: {fmt(book['build_seconds'], ' s', 0)}; "
+                  f"peak resident memory of the build's process tree: "
+                  f"{fmt(book['build_peak_gib'], ' GiB')}.", ""]
+    return "\n".join(lines)
+
+
+def accuracy_verdict(rows):
+    """Speed-ups of the default recipe over the source's, per loss and loop."""
+    out = []
+    for loss in ["qp", "pq"]:
+        mine = [r for r in rows if r["loss"] == loss and r["recipe"] == "amortlib default"][0]
+        ours_stay = statistics.median(run["seconds_to_stay"] for run in mine["runs"])
+        ours_first = statistics.median(run["seconds_to_first"] for run in mine["runs"])
+        for src in [r for r in rows if r["loss"] == loss and r["recipe"].startswith("source")]:
+            stays = [run["seconds_to_stay"] for run in src["runs"]]
+            firsts = [run["seconds_to_first"] for run in src["runs"]]
+            whole = statistics.median(run["total_seconds"] for run in src["runs"])
+            first_part = ("never below 0.01" if any(f is None for f in firsts) else
+                          f"first below 0.01 {statistics.median(firsts) / ours_first:.0f}x later")
+            if any(t is None for t in stays):
+                stay_part = (f"it does not stay within 0.01 in {sum(t is None for t in stays)} "
+                             f"of {len(stays)} runs of 20,000 steps ({whole:.0f} s), against "
+                             f"{ours_stay:.2f} s for the default recipe: more than "
+                             f"{whole / ours_stay:.0f}x")
+            else:
+                stay_part = (f"it stays within 0.01 "
+                             f"{statistics.median(stays) / ours_stay:.0f}x later")
+            out.append(f"- {loss}, {src['recipe']}: {first_part}; {stay_part}.")
+    return "\n".join(out)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", default=["compiled", "accuracy", "gap", "book"])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--book-repeats", type=int, default=3)
+    parser.add_argument("--build-repeats", type=int, default=1)
+    args = parser.parse_args()
+    results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                          f"TensorFlow {tf.__version__}"}
+    if "compiled" in args.only:
+        print("compiled vs eager ...", flush=True)
+        results["compiled"] = bench_compiled(args.repeats)
+    if "accuracy" in args.only:
+        print("time to accuracy ...", flush=True)
+        results["accuracy"] = bench_accuracy(args.repeats)
+        results["accuracy_verdict"] = accuracy_verdict(results["accuracy"])
+    if "gap" in args.only:
+        print("A-VI vs F-VI ...", flush=True)
+        results["gap"] = bench_gap(args.repeats)
+    if "book" in args.only:
+        print("the book ...", flush=True)
+        results["book"] = bench_book(args.book_repeats, args.build_repeats)
+    OUT.mkdir(exist_ok=True)
+    (OUT / "results.json").write_text(json.dumps(results, indent=2))
+    table = markdown(results)
+    (OUT / "results.md").write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
