@@ -1,0 +1,382 @@
+r"""Models with global and local latent variables, in the notation of Margossian and Blei.
+
+A global latent $\theta$ (dimension ``global_dim``) is shared by all data points; each data
+point $x_n$, $n = 1, \dots, N$, has its own local latent $z_n$ (dimension ``local_dim``). A
+*simple hierarchical model* factorises as
+
+.. math::
+    p(\theta, z, x) = p(\theta) \prod_{n=1}^N p(z_n \mid \theta)\, p(x_n \mid z_n, \theta).
+
+Every model here is a `HierarchicalModel`, whose interface is all that `amortlib.gap` uses:
+
+- ``sample(num_points, seed)`` returns ``(theta, z, x)``: one draw of $\theta$ (shape
+  ``[global_dim]``), the local latents (``[N, local_dim]``) and the data (``[N]`` for scalar
+  observations, ``[N, D]`` for vectors);
+- ``log_joint(theta, z, x)`` returns $\log p(\theta, z, x)$ for ``theta`` of shape
+  ``[S, global_dim]`` and ``z`` of shape ``[S, N, local_dim]`` (``S`` draws), as a tensor of
+  shape ``[S]``. An improper flat prior contributes 0.
+
+Models:
+
+- `LinearModel`: flat prior on $\theta$, $z_n \sim \mathcal N(0, 1)$,
+  $x_n \mid z_n, \theta \sim \mathcal N(\theta + \tau z_n, \sigma^2)$, with the closed-form
+  optimum of factorized VI (`LinearModel.fvi_optimum`) and the exact ELBO of any mean-field
+  Gaussian $q$ (`LinearModel.gaussian_elbo`, `LinearModel.optimal_elbo`);
+- `NonlinearModel`: $\theta, z_n \sim \mathcal N(0, 1)$,
+  $x_n \sim \mathcal N(\theta + z_n(1 + \sin z_n),\ \mathrm{sd}(z_n)^2)$;
+- `BayesianDecoder`: a Bayesian neural network that decodes a latent code $z_n$ into an
+  observed vector $x_n$ (an image), its weights $\theta$ the global latent.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from amortlib import _checks
+
+tfd = tfp.distributions
+
+__all__ = [
+    "HierarchicalModel",
+    "LinearModel",
+    "LinearOptimum",
+    "NonlinearModel",
+    "BayesianDecoder",
+]
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+def _as_data(x, name: str = "x") -> tf.Tensor:
+    """Convert data to a float32 tensor of shape [N] or [N, D] with N >= 1, checking finiteness."""
+    try:
+        x = tf.convert_to_tensor(x, dtype_hint=_checks.DTYPE)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be numeric, got {x!r}") from None
+    if not (x.dtype.is_floating or x.dtype.is_integer):
+        raise ValueError(f"{name} must be numeric, got a tensor of {x.dtype.name}")
+    x = tf.cast(x, _checks.DTYPE)
+    if x.shape.rank not in (1, 2) or x.shape[0] == 0:
+        raise ValueError(f"{name} must have shape [N] or [N, D] with N >= 1, got {tuple(x.shape)}")
+    if tf.executing_eagerly() and not bool(tf.reduce_all(tf.math.is_finite(x))):
+        raise ValueError(f"{name} must be finite")
+    return x
+
+
+def _stateless(seed) -> tf.Tensor:
+    """A stateless seed from an integer or seed tensor; a fresh random one for None."""
+    if seed is None:
+        return tf.random.uniform([2], 0, 2**31 - 1, dtype=tf.int32)
+    return _checks.seed(seed)
+
+
+class HierarchicalModel:
+    """Base class: a model $p(\\theta) \\prod_n p(z_n \\mid \\theta) p(x_n \\mid z_n, \\theta)$.
+
+    Subclasses set ``global_dim`` and ``local_dim`` and implement ``sample`` and ``log_joint``.
+    """
+
+    global_dim: int = 1
+    local_dim: int = 1
+
+    def sample(self, num_points: int, seed=None):
+        """Draw ``(theta, z, x)`` with ``num_points`` data points."""
+        raise NotImplementedError
+
+    def log_joint(self, theta, z, x) -> tf.Tensor:
+        r"""$\log p(\theta, z, x)$ for ``S`` draws: ``theta`` [S, d_theta], ``z`` [S, N, d_z]."""
+        raise NotImplementedError
+
+    def check_latents(self, theta, z, x):
+        """Convert and check the shapes of ``theta``, ``z`` and ``x`` for ``log_joint``."""
+        x = _as_data(x)
+        theta = tf.convert_to_tensor(theta, dtype=_checks.DTYPE)
+        z = tf.convert_to_tensor(z, dtype=_checks.DTYPE)
+        if theta.shape.rank != 2 or theta.shape[-1] != self.global_dim:
+            raise ValueError(
+                f"theta must have shape [S, {self.global_dim}], got {tuple(theta.shape)}"
+            )
+        expected = (x.shape[0], self.local_dim)
+        if z.shape.rank != 3 or tuple(z.shape[1:]) != expected:
+            raise ValueError(f"z must have shape [S, {expected[0]}, {expected[1]}], got {tuple(z.shape)}")
+        return theta, z, x
+
+
+class LinearOptimum(NamedTuple):
+    r"""The optimum of factorized VI in `LinearModel`: $q(\theta) \prod_n q(z_n)$, all Gaussian.
+
+    Attributes:
+        z_mean: means of $q(z_n)$, shape ``[N]``.
+        z_sd: standard deviations of $q(z_n)$, shape ``[N]`` (all equal).
+        theta_mean: mean of $q(\theta)$.
+        theta_sd: standard deviation of $q(\theta)$.
+    """
+
+    z_mean: np.ndarray
+    z_sd: np.ndarray
+    theta_mean: float
+    theta_sd: float
+
+
+class LinearModel(HierarchicalModel):
+    r"""The linear hierarchical model of Margossian and Blei (their Proposition 3.6).
+
+    .. math::
+        p(\theta) \propto 1, \qquad z_n \sim \mathcal N(0, 1), \qquad
+        x_n \mid z_n, \theta \sim \mathcal N(\theta + \tau z_n,\ \sigma^2).
+
+    The optimum of mean-field (factorized) VI has a closed form, with $\bar x$ the data mean:
+
+    .. math::
+        q^*(z_n) = \mathcal N\Big(\frac{\tau}{\sigma^2 + \tau^2}(x_n - \bar x),\
+        \frac{\sigma^2}{\sigma^2 + \tau^2}\Big), \qquad
+        q^*(\theta) = \mathcal N\big(\bar x,\ \sigma^2 / N\big).
+
+    Args:
+        tau: scale $\tau > 0$ of the local effect.
+        sigma: observation noise standard deviation $\sigma > 0$.
+
+    Raises:
+        ValueError: if a scale is not positive and finite.
+
+    Example:
+        >>> model = LinearModel(tau=1.0, sigma=1.0)
+        >>> opt = model.fvi_optimum([0.0, 2.0])
+        >>> opt.z_mean.tolist(), round(opt.theta_mean, 3), round(float(opt.z_sd[0]) ** 2, 3)
+        ([-0.5, 0.5], 1.0, 0.5)
+    """
+
+    global_dim = 1
+    local_dim = 1
+
+    def __init__(self, tau: float = 1.155, sigma: float = 2.43):
+        self.tau = _checks.positive_scalar("tau", tau)
+        self.sigma = _checks.positive_scalar("sigma", sigma)
+
+    def __repr__(self) -> str:
+        return f"LinearModel(tau={self.tau}, sigma={self.sigma})"
+
+    @property
+    def slope(self) -> float:
+        r"""The slope $\tau / (\sigma^2 + \tau^2)$ of the ideal affine inference function."""
+        return self.tau / (self.sigma**2 + self.tau**2)
+
+    def sample(self, num_points: int, seed=None, *, theta: float = 0.0):
+        """Draw ``(theta, z, x)``; the prior on theta is flat, so theta is given (default 0).
+
+        Returns:
+            ``theta`` of shape [1], ``z`` of shape [N, 1] and ``x`` of shape [N].
+        """
+        num_points = _checks.positive_int("num_points", num_points)
+        theta = _checks.finite_scalar("theta", theta)
+        z_seed, noise_seed = tfp.random.split_seed(_stateless(seed))
+        z = tf.random.stateless_normal([num_points, 1], z_seed)
+        noise = tf.random.stateless_normal([num_points], noise_seed)
+        x = theta + self.tau * z[:, 0] + self.sigma * noise
+        return tf.constant([theta], _checks.DTYPE), z, x
+
+    def log_joint(self, theta, z, x) -> tf.Tensor:
+        theta, z, x = self.check_latents(theta, z, x)
+        if x.shape.rank != 1:
+            raise ValueError(f"x must have shape [N] for LinearModel, got {tuple(x.shape)}")
+        z = z[..., 0]
+        prior = tfd.Normal(0.0, 1.0).log_prob(z)
+        likelihood = tfd.Normal(theta + self.tau * z, self.sigma).log_prob(x)
+        return tf.reduce_sum(prior + likelihood, axis=-1)
+
+    def fvi_optimum(self, x) -> LinearOptimum:
+        """The closed-form optimum of factorized VI for data ``x`` (shape [N])."""
+        x = self._numpy_data(x)
+        s2, t2 = self.sigma**2, self.tau**2
+        return LinearOptimum(
+            z_mean=self.slope * (x - x.mean()),
+            z_sd=np.full(x.shape, math.sqrt(s2 / (s2 + t2))),
+            theta_mean=float(x.mean()),
+            theta_sd=self.sigma / math.sqrt(len(x)),
+        )
+
+    def gaussian_elbo(self, x, theta_mean, theta_sd, z_mean, z_sd) -> float:
+        r"""The exact ELBO of a mean-field Gaussian $q(\theta) \prod_n q(z_n)$, in float64.
+
+        With $q(\theta) = \mathcal N(m, v)$ and $q(z_n) = \mathcal N(\mu_n, w_n)$,
+
+        .. math::
+            \mathrm{ELBO} = \sum_n \Big[-\log 2\pi - \log\sigma - \frac{\mu_n^2 + w_n}{2}
+            - \frac{(x_n - m - \tau\mu_n)^2 + v + \tau^2 w_n}{2\sigma^2}
+            + \frac12 \log(2\pi e\, w_n)\Big] + \frac12 \log(2\pi e\, v).
+
+        Args:
+            x: data, shape [N].
+            theta_mean, theta_sd: mean and standard deviation (> 0) of $q(\theta)$.
+            z_mean, z_sd: means and standard deviations (> 0) of the $q(z_n)$, scalars or [N].
+
+        Returns:
+            The ELBO as a Python float.
+        """
+        x = self._numpy_data(x)
+        mu = np.broadcast_to(np.asarray(z_mean, np.float64).reshape(-1), x.shape)
+        w = np.broadcast_to(np.asarray(z_sd, np.float64).reshape(-1), x.shape) ** 2
+        m = _checks.finite_scalar("theta_mean", theta_mean)
+        v = _checks.positive_scalar("theta_sd", theta_sd) ** 2
+        if not np.all(w > 0):
+            raise ValueError("z_sd must be positive")
+        s2 = self.sigma**2
+        terms = (
+            -_LOG_2PI
+            - math.log(self.sigma)
+            - (mu**2 + w) / 2
+            - ((x - m - self.tau * mu) ** 2 + v + self.tau**2 * w) / (2 * s2)
+            + 0.5 * np.log(2 * math.pi * math.e * w)
+        )
+        return float(terms.sum() + 0.5 * math.log(2 * math.pi * math.e * v))
+
+    def optimal_elbo(self, x) -> float:
+        """The exact ELBO at the optimum of factorized VI (the best any mean-field $q$ does)."""
+        opt = self.fvi_optimum(x)
+        return self.gaussian_elbo(x, opt.theta_mean, opt.theta_sd, opt.z_mean, opt.z_sd)
+
+    @staticmethod
+    def _numpy_data(x) -> np.ndarray:
+        x = np.asarray(_as_data(x).numpy(), dtype=np.float64)
+        if x.ndim != 1:
+            raise ValueError(f"x must have shape [N] for LinearModel, got {x.shape}")
+        return x
+
+
+class NonlinearModel(HierarchicalModel):
+    r"""The nonlinear model of Margossian and Blei's experiments.
+
+    .. math::
+        \theta \sim \mathcal N(0, 1), \quad z_n \sim \mathcal N(0, 1), \quad
+        x_n \mid z_n, \theta \sim \mathcal N\big(\theta + z_n (1 + \sin z_n),\
+        \mathrm{sd}(z_n)^2\big).
+
+    The paper prints the variance as $\cos^2 z_n$ (``noise="cos"``, $\mathrm{sd} = |\cos z_n|$);
+    then $\mathbb E_q[\log p(x_n \mid z_n, \theta)] = -\infty$ for every Gaussian $q(z_n)$,
+    because $1/\cos^2 z$ is not integrable around the zeros of $\cos$. The authors' code uses
+    $\mathrm{sd} = \exp(\cos z_n)$ (``noise="exp-cos"``, the default), which stays in
+    $[e^{-1}, e]$ and gives a finite ELBO.
+
+    Args:
+        noise: ``"exp-cos"`` (default) or ``"cos"``.
+
+    Example:
+        >>> theta, z, x = NonlinearModel().sample(5, seed=0)
+        >>> tuple(theta.shape), tuple(z.shape), tuple(x.shape)
+        ((1,), (5, 1), (5,))
+    """
+
+    global_dim = 1
+    local_dim = 1
+    NOISES = ("exp-cos", "cos")
+
+    def __init__(self, noise: str = "exp-cos"):
+        self.noise = _checks.one_of("noise", noise, self.NOISES)
+
+    def __repr__(self) -> str:
+        return f"NonlinearModel(noise={self.noise!r})"
+
+    @staticmethod
+    def mean(theta, z):
+        r"""The mean $\theta + z(1 + \sin z)$ of $x_n$."""
+        return theta + z * (1.0 + tf.sin(z))
+
+    def sd(self, z):
+        """The observation standard deviation as a function of $z$."""
+        return tf.exp(tf.cos(z)) if self.noise == "exp-cos" else tf.abs(tf.cos(z))
+
+    def sample(self, num_points: int, seed=None):
+        """Draw ``(theta [1], z [N, 1], x [N])`` from the model."""
+        num_points = _checks.positive_int("num_points", num_points)
+        s1, s2, s3 = tfp.random.split_seed(_stateless(seed), 3)
+        theta = tf.random.stateless_normal([1], s1)
+        z = tf.random.stateless_normal([num_points, 1], s2)
+        x = self.mean(theta, z[:, 0]) + self.sd(z[:, 0]) * tf.random.stateless_normal(
+            [num_points], s3
+        )
+        return theta, z, x
+
+    def log_joint(self, theta, z, x) -> tf.Tensor:
+        theta, z, x = self.check_latents(theta, z, x)
+        if x.shape.rank != 1:
+            raise ValueError(f"x must have shape [N] for NonlinearModel, got {tuple(x.shape)}")
+        z = z[..., 0]
+        std = tfd.Normal(0.0, 1.0)
+        log_p = std.log_prob(theta[:, 0]) + tf.reduce_sum(std.log_prob(z), -1)
+        likelihood = tfd.Normal(self.mean(theta, z), self.sd(z)).log_prob(x)
+        return log_p + tf.reduce_sum(likelihood, -1)
+
+
+class BayesianDecoder(HierarchicalModel):
+    r"""A Bayesian neural-network decoder: a latent code $z_n$ generates an observed vector $x_n$.
+
+    .. math::
+        \theta \sim \mathcal N(0, I), \quad z_n \sim \mathcal N(0, I_{d}), \quad
+        x_n \mid z_n, \theta \sim \mathcal N\big(g_\theta(z_n),\ \sigma^2 I_D\big),
+
+    with $g_\theta(z) = W_2\, \mathrm{relu}(W_1 z + b_1) + b_2$ a one-hidden-layer network whose
+    weights and biases, flattened into one vector, are the global latent $\theta$.
+
+    Args:
+        latent_dim: dimension $d$ of each $z_n$.
+        hidden: width of the hidden layer.
+        obs_dim: dimension $D$ of each $x_n$ (for example 64 pixels).
+        noise_sd: observation noise $\sigma > 0$.
+        prior_sd: prior standard deviation of the weights (> 0).
+
+    Example:
+        >>> model = BayesianDecoder(latent_dim=2, hidden=3, obs_dim=4)
+        >>> model.global_dim  # 2*3 + 3 + 3*4 + 4
+        25
+    """
+
+    def __init__(self, latent_dim: int = 4, hidden: int = 32, obs_dim: int = 64,
+                 noise_sd: float = 0.1, prior_sd: float = 1.0):
+        self.local_dim = _checks.positive_int("latent_dim", latent_dim)
+        self.hidden = _checks.positive_int("hidden", hidden)
+        self.obs_dim = _checks.positive_int("obs_dim", obs_dim)
+        self.noise_sd = _checks.positive_scalar("noise_sd", noise_sd)
+        self.prior_sd = _checks.positive_scalar("prior_sd", prior_sd)
+        d, h, o = self.local_dim, self.hidden, self.obs_dim
+        self._shapes = [(d, h), (h,), (h, o), (o,)]
+        self.global_dim = d * h + h + h * o + o
+
+    def __repr__(self) -> str:
+        return (f"BayesianDecoder(latent_dim={self.local_dim}, hidden={self.hidden}, "
+                f"obs_dim={self.obs_dim}, noise_sd={self.noise_sd}, prior_sd={self.prior_sd})")
+
+    def unpack(self, theta):
+        """Split ``theta`` [S, global_dim] into ``(W1 [S,d,h], b1 [S,h], W2 [S,h,D], b2 [S,D])``."""
+        sizes = [int(np.prod(s)) for s in self._shapes]
+        parts = tf.split(theta, sizes, axis=-1)
+        return [tf.reshape(p, [-1, *s]) for p, s in zip(parts, self._shapes)]
+
+    def decode(self, theta, z) -> tf.Tensor:
+        r"""The decoder's mean $g_\theta(z_n)$, shape [S, N, D], for ``theta`` [S, P], ``z`` [S, N, d]."""
+        w1, b1, w2, b2 = self.unpack(tf.convert_to_tensor(theta, _checks.DTYPE))
+        hidden = tf.nn.relu(tf.einsum("snd,sdh->snh", z, w1) + b1[:, None, :])
+        return tf.einsum("snh,sho->sno", hidden, w2) + b2[:, None, :]
+
+    def sample(self, num_points: int, seed=None):
+        """Draw ``(theta [P], z [N, d], x [N, D])`` from the model."""
+        num_points = _checks.positive_int("num_points", num_points)
+        s1, s2, s3 = tfp.random.split_seed(_stateless(seed), 3)
+        theta = self.prior_sd * tf.random.stateless_normal([1, self.global_dim], s1)
+        z = tf.random.stateless_normal([1, num_points, self.local_dim], s2)
+        mean = self.decode(theta, z)[0]
+        x = mean + self.noise_sd * tf.random.stateless_normal(tf.shape(mean), s3)
+        return theta[0], z[0], x
+
+    def log_joint(self, theta, z, x) -> tf.Tensor:
+        theta, z, x = self.check_latents(theta, z, x)
+        if x.shape.rank != 2 or x.shape[-1] != self.obs_dim:
+            raise ValueError(f"x must have shape [N, {self.obs_dim}], got {tuple(x.shape)}")
+        prior = tf.reduce_sum(tfd.Normal(0.0, self.prior_sd).log_prob(theta), -1)
+        prior += tf.reduce_sum(tfd.Normal(0.0, 1.0).log_prob(z), [-2, -1])
+        likelihood = tfd.Normal(self.decode(theta, z), self.noise_sd).log_prob(x)
+        return prior + tf.reduce_sum(likelihood, [-2, -1])

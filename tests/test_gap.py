@@ -1,0 +1,211 @@
+"""F-VI, A-VI and the amortization gap against the closed-form optimum of the linear model."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from amortlib import gap
+from amortlib.hierarchical import LinearModel, NonlinearModel
+from amortlib.training import History
+
+N = 400
+
+
+@pytest.fixture(scope="module")
+def linear():
+    model = LinearModel(tau=1.155, sigma=2.43)
+    _, _, x = model.sample(N, seed=0, theta=1.0)
+    return model, x
+
+
+def optimal_posterior(model, x, **shift):
+    """The closed-form F-VI optimum as a VariationalPosterior, optionally shifted."""
+    opt = model.fvi_optimum(x)
+    family = gap.Factorized(len(opt.z_mean), loc=opt.z_mean[:, None] + shift.get("z", 0.0),
+                            scale=opt.z_sd[:, None])
+    return gap.VariationalPosterior(model, family, theta_loc=opt.theta_mean + shift.get("theta", 0),
+                                    theta_scale=opt.theta_sd)
+
+
+def exact_elbo(model, posterior, x):
+    loc, scale = posterior.local(x)
+    return model.gaussian_elbo(x, float(posterior.theta_loc[0]),
+                               float(np.exp(posterior.theta_log_scale[0])),
+                               loc.numpy()[:, 0], scale.numpy()[:, 0])
+
+
+def test_monte_carlo_elbo_at_optimum_matches_exact_formula(linear):
+    model, x = linear
+    estimate = gap.elbo(model, optimal_posterior(model, x), x, sample_size=2000, seed=1)
+    assert estimate.standard_error > 0
+    assert abs(estimate.value - model.optimal_elbo(x)) < 5 * estimate.standard_error
+
+
+def test_elbo_is_deterministic_given_the_seed(linear):
+    model, x = linear
+    post = optimal_posterior(model, x)
+    assert gap.elbo(model, post, x, sample_size=10, seed=3) == gap.elbo(model, post, x,
+                                                                        sample_size=10, seed=3)
+
+
+def elbo_gradients(model, posterior, x, num_batches=30, sample_size=50):
+    rows = []
+    for k in range(num_batches):
+        with tf.GradientTape() as tape:
+            value = tf.reduce_mean(posterior.elbo_draws(x, sample_size, tf.constant([7, k])))
+        grads = tape.gradient(value, posterior.trainable_variables)
+        rows.append(np.concatenate([g.numpy().ravel() for g in grads]))
+    return np.array(rows)
+
+
+def test_elbo_gradient_vanishes_at_closed_form_optimum(linear):
+    model, x = linear
+    grads = elbo_gradients(model, optimal_posterior(model, x), x)
+    mean, se = grads.mean(0), grads.std(0, ddof=1) / np.sqrt(len(grads))
+    # 2N + 2 parameters, each tested at 5 standard errors: a false alarm has probability ~1e-3.
+    assert np.all(np.abs(mean) < 5 * se + 1e-4)
+    # Power: a small shift of q(theta) or of the z-means gives gradients many SEs from zero.
+    for shift in (dict(theta=0.05), dict(z=0.05)):
+        grads = elbo_gradients(model, optimal_posterior(model, x, **shift), x)
+        mean, se = grads.mean(0), grads.std(0, ddof=1) / np.sqrt(len(grads))
+        assert np.max(np.abs(mean) / (se + 1e-12)) > 10
+
+
+@pytest.mark.parametrize("family", ["fvi", "avi1"])
+def test_fvi_and_affine_avi_reach_the_closed_form_optimum(linear, family):
+    model, x = linear
+    local = gap.Factorized(N) if family == "fvi" else gap.Amortized(gap.Polynomial(1))
+    posterior, history = gap.fit_vi(model, local, x, num_steps=3000, learning_rate=0.05,
+                                    sample_size=4, seed=2)
+    best = model.optimal_elbo(x)
+    # The exact ELBO of the trained q is within 0.5 nats of the optimum (about 0.05%).
+    assert best - 0.5 < exact_elbo(model, posterior, x) <= best + 1e-6
+    assert history.loss.shape == (3000,)
+    if family == "avi1":
+        slope = float(local.inference_function.loc_coef[1, 0])
+        assert slope == pytest.approx(model.slope, rel=0.02)
+
+
+def test_constant_inference_function_leaves_the_predicted_gap(linear):
+    """Constant q(z_n): the best is q(z_n) = N(0, s^2/(s^2+tau^2)); the gap is
+    sum_n (x_n - xbar)^2 tau^2 / (2 s^2 (s^2 + tau^2))."""
+    model, x = linear
+    posterior, _ = gap.fit_vi(model, gap.Amortized(gap.Constant()), x, num_steps=3000,
+                              learning_rate=0.05, sample_size=4, seed=2)
+    s2, t2 = model.sigma**2, model.tau**2
+    xs = np.asarray(x, np.float64)
+    predicted = np.sum((xs - xs.mean()) ** 2) * t2 / (2 * s2 * (s2 + t2))
+    exact_gap = model.optimal_elbo(x) - exact_elbo(model, posterior, x)
+    assert exact_gap == pytest.approx(predicted, abs=0.5)
+    estimate = gap.amortization_gap(model, optimal_posterior(model, x), posterior, x,
+                                    sample_size=200, seed=4)
+    assert abs(estimate.value - exact_gap) < 5 * estimate.standard_error
+    # Paired draws: the gap's standard error is far below that of one ELBO.
+    single = gap.elbo(model, posterior, x, sample_size=200, seed=4)
+    assert estimate.standard_error < single.standard_error
+
+
+def test_fit_vi_is_deterministic(linear):
+    model, x = linear
+    runs = [gap.fit_vi(model, gap.Amortized(gap.MLP(3, seed=1)), x, num_steps=50,
+                       learning_rate=0.01, seed=5)[1].loss for _ in range(2)]
+    np.testing.assert_array_equal(*runs)
+
+
+def test_refinement_diagnostic(linear):
+    model, x = linear
+    weak, _ = gap.fit_vi(model, gap.Amortized(gap.Constant()), x, num_steps=2000,
+                         learning_rate=0.05, sample_size=4, seed=2)
+    strong, _ = gap.fit_vi(model, gap.Amortized(gap.Polynomial(1)), x, num_steps=3000,
+                           learning_rate=0.05, sample_size=4, seed=2)
+    weak_gain = gap.fvi_refinement(model, weak, x, num_steps=300, learning_rate=0.02).gain
+    strong_gain = gap.fvi_refinement(model, strong, x, num_steps=300, learning_rate=0.02).gain
+    assert weak_gain.value > 10 * weak_gain.standard_error and weak_gain.value > 5
+    assert strong_gain.value < 1.0
+
+
+def test_lagged_inputs_give_z1_free_parameters():
+    f = gap.Polynomial(1, input_dim=2)
+    family = gap.Amortized(f, inputs="lagged")
+    x = tf.constant([1.0, 2.0, 4.0])
+    f.loc_coef.assign([[0.0], [1.0], [10.0]])
+    family.first_loc.assign([[-7.0]])
+    loc, scale = family(x)
+    np.testing.assert_allclose(loc.numpy()[:, 0], [-7.0, 1 + 20, 2 + 40])
+    assert scale.shape == (3, 1)
+    names = {v.name.split(":")[0] for v in family.trainable_variables}
+    assert {"first_loc", "first_log_scale", "loc_coef", "log_scale_coef"} <= names
+
+
+def test_mlp_starts_at_standard_normal_and_has_two_networks():
+    f = gap.MLP(5, hidden_layers=2)
+    loc, scale = f(tf.constant([[0.3], [-2.0]]))
+    np.testing.assert_array_equal(loc, 0.0)
+    np.testing.assert_array_equal(scale, 1.0)
+    assert len(f.trainable_variables) == 2 * 2 * 3
+
+
+def test_steps_to_converge_uses_a_trailing_running_mean():
+    loss = np.array([100.0, 100.0, 10.0, 10.0, 10.0])
+    history = History(loss=loss, trace={}, elapsed=np.arange(1.0, 6.0) / 2)
+    assert gap.steps_to_converge(history, 10.0, window=1) == (3, 1.5)
+    # with a window of 2 the running mean at step 3 is 55; at step 4 it is 10
+    assert gap.steps_to_converge(history, 10.0, window=2) == (4, 2.0)
+    assert gap.steps_to_converge(history, 1.0) is None
+
+
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda: gap.Polynomial(-1), "degree"),
+        (lambda: gap.Polynomial(1.5), "degree"),
+        (lambda: gap.MLP(0), "width"),
+        (lambda: gap.MLP(2, hidden_layers=0), "hidden_layers"),
+        (lambda: gap.Constant(local_dim=0), "local_dim"),
+        (lambda: gap.Amortized(gap.Constant(), inputs="y"), "inputs"),
+        (lambda: gap.Amortized(object()), "inference_function"),
+        (lambda: gap.Amortized(gap.Constant())(tf.zeros([3, 2])), "input"),
+        (lambda: gap.Amortized(gap.Constant(input_dim=2), inputs="lagged")(tf.zeros([1])),
+         "lagged"),
+        (lambda: gap.Factorized(0), "num_points"),
+        (lambda: gap.Factorized(3, scale=-1.0), "scale"),
+        (lambda: gap.Factorized(3, loc=np.zeros(4)), "loc"),
+        (lambda: gap.Factorized(3)(tf.zeros([4])), "data points"),
+        (lambda: gap.VariationalPosterior(LinearModel(), gap.Factorized(3, local_dim=2)),
+         "local_dim"),
+        (lambda: gap.VariationalPosterior("model", gap.Factorized(3)), "model"),
+        (lambda: gap.VariationalPosterior(LinearModel(), gap.Factorized(3), theta_scale=0.0),
+         "theta_scale"),
+        (lambda: gap.elbo(LinearModel(), gap.VariationalPosterior(LinearModel(),
+                          gap.Factorized(3)), np.zeros(3)), "different model"),
+        (lambda: gap.fit_vi(LinearModel(), gap.Factorized(3), np.zeros(3), num_steps=0,
+                            learning_rate=0.1), "num_steps"),
+        (lambda: gap.fit_vi(LinearModel(), gap.Factorized(3), np.zeros(3), num_steps=5,
+                            learning_rate=0.1, sample_size=0), "sample_size"),
+        (lambda: gap.fit_vi(LinearModel(), gap.Factorized(3), np.zeros((3, 1, 1)), num_steps=5,
+                            learning_rate=0.1), "x"),
+        (lambda: gap.fit_vi(NonlinearModel(), gap.Factorized(3), [0.0, np.nan, 1.0],
+                            num_steps=5, learning_rate=0.1), "x"),
+        (lambda: gap.steps_to_converge("history", 1.0), "history"),
+        (lambda: gap.steps_to_converge(History(np.ones(2), {}, np.ones(2)), 0.0), "target"),
+        (lambda: gap.steps_to_converge(History(np.ones(2), {}, np.ones(2)), 1.0, rel_tol=1.5),
+         "rel_tol"),
+        (lambda: gap.steps_to_converge(History(np.ones(2), {}, np.ones(2)), 1.0, window=0),
+         "window"),
+    ],
+)
+def test_bad_input_raises_value_error_naming_the_argument(make, name):
+    with pytest.raises(ValueError, match=name):
+        make()
+
+
+def test_elbo_needs_two_draws(linear):
+    model, x = linear
+    post = optimal_posterior(model, x)
+    with pytest.raises(ValueError, match="sample_size"):
+        gap.elbo(model, post, x, sample_size=1)
+    with pytest.raises(ValueError, match="sample_size"):
+        gap.elbo_difference(model, post, post, x, sample_size=1)
+    assert math.isfinite(gap.elbo(model, post, x, sample_size=2).value)

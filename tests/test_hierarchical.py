@@ -1,0 +1,150 @@
+"""The models of amortlib.hierarchical against direct numpy/scipy computations and closed forms."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from amortlib.hierarchical import BayesianDecoder, LinearModel, NonlinearModel
+
+
+def test_linear_sample_shapes_and_determinism():
+    model = LinearModel(tau=1.5, sigma=0.5)
+    theta, z, x = model.sample(7, seed=3, theta=2.0)
+    assert theta.shape == (1,) and z.shape == (7, 1) and x.shape == (7,)
+    np.testing.assert_array_equal(x, model.sample(7, seed=3, theta=2.0)[2])
+    assert not np.array_equal(x, model.sample(7, seed=4, theta=2.0)[2])
+
+
+def test_linear_sample_moments():
+    """x_n = theta + tau z_n + sigma eps: mean theta, variance tau^2 + sigma^2."""
+    model = LinearModel(tau=1.5, sigma=0.5)
+    _, z, x = model.sample(200_000, seed=0, theta=2.0)
+    var = 1.5**2 + 0.5**2
+    assert abs(np.mean(x) - 2.0) < 5 * math.sqrt(var / 200_000)
+    assert abs(np.var(x) - var) < 5 * var * math.sqrt(2 / 200_000)
+
+
+def test_linear_log_joint_matches_scipy():
+    model = LinearModel(tau=1.2, sigma=0.7)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=5)
+    theta = rng.normal(size=(3, 1))
+    z = rng.normal(size=(3, 5, 1))
+    expected = (stats.norm.logpdf(z[..., 0]) +
+                stats.norm.logpdf(x, theta + 1.2 * z[..., 0], 0.7)).sum(-1)
+    np.testing.assert_allclose(model.log_joint(theta, z, x), expected, rtol=1e-5)
+
+
+def test_fvi_optimum_closed_form():
+    model = LinearModel(tau=1.155, sigma=2.43)
+    x = np.array([1.0, 3.0, -2.0, 0.5])
+    opt = model.fvi_optimum(x)
+    s2, t2 = 2.43**2, 1.155**2
+    np.testing.assert_allclose(opt.z_mean, 1.155 / (s2 + t2) * (x - x.mean()))
+    np.testing.assert_allclose(opt.z_sd**2, s2 / (s2 + t2))
+    assert opt.theta_mean == pytest.approx(x.mean())
+    assert opt.theta_sd**2 == pytest.approx(s2 / 4)
+    assert model.slope == pytest.approx(1.155 / (s2 + t2))
+
+
+def test_optimal_elbo_is_a_maximum_of_the_gaussian_elbo():
+    """Perturbing any parameter of the closed-form optimum lowers the exact ELBO."""
+    model = LinearModel(tau=1.155, sigma=2.43)
+    x = np.asarray(model.sample(50, seed=1)[2], np.float64)
+    opt = model.fvi_optimum(x)
+    best = model.optimal_elbo(x)
+    for delta in (1e-3, -1e-3):
+        assert model.gaussian_elbo(x, opt.theta_mean + delta, opt.theta_sd, opt.z_mean,
+                                   opt.z_sd) < best
+        assert model.gaussian_elbo(x, opt.theta_mean, opt.theta_sd * (1 + delta), opt.z_mean,
+                                   opt.z_sd) < best
+        for n in (0, 17):
+            mu = opt.z_mean.copy()
+            mu[n] += delta
+            assert model.gaussian_elbo(x, opt.theta_mean, opt.theta_sd, mu, opt.z_sd) < best
+        assert model.gaussian_elbo(x, opt.theta_mean, opt.theta_sd, opt.z_mean,
+                                   opt.z_sd * (1 + delta)) < best
+    # The erratum's slope tau/(2 s^2)/(1 + tau^2/s^2) is not the optimum.
+    wrong = (1.155 / (2 * 2.43**2)) / (1 + 1.155**2 / 2.43**2) * (x - x.mean())
+    assert model.gaussian_elbo(x, opt.theta_mean, opt.theta_sd, wrong, opt.z_sd) < best - 1e-3
+
+
+def test_gaussian_elbo_matches_the_formula_by_quadrature_for_one_point():
+    """N = 1: integrate E_q[log p] + H(q) numerically on a grid (q(theta) q(z) Gaussian)."""
+    model = LinearModel(tau=0.8, sigma=1.3)
+    x, m, v_sd, mu, w_sd = 0.7, 0.2, 0.5, -0.3, 0.9
+    t = np.linspace(m - 9 * v_sd, m + 9 * v_sd, 801)
+    z = np.linspace(mu - 9 * w_sd, mu + 9 * w_sd, 801)
+    T, Z = np.meshgrid(t, z, indexing="ij")
+    q = stats.norm.pdf(T, m, v_sd) * stats.norm.pdf(Z, mu, w_sd)
+    log_p = stats.norm.logpdf(Z) + stats.norm.logpdf(x, T + 0.8 * Z, 1.3)
+    expected = np.trapezoid(np.trapezoid(q * log_p, z, axis=1), t)
+    expected += stats.norm.entropy(m, v_sd) + stats.norm.entropy(mu, w_sd)
+    assert model.gaussian_elbo([x], m, v_sd, [mu], [w_sd]) == pytest.approx(expected, abs=1e-6)
+
+
+def test_nonlinear_log_joint_matches_scipy():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=4)
+    theta = rng.normal(size=(2, 1))
+    z = rng.normal(size=(2, 4, 1))
+    zz = z[..., 0]
+    for noise, sd in [("exp-cos", np.exp(np.cos(zz))), ("cos", np.abs(np.cos(zz)))]:
+        expected = (stats.norm.logpdf(theta[:, 0]) + stats.norm.logpdf(zz).sum(-1) +
+                    stats.norm.logpdf(x, theta + zz * (1 + np.sin(zz)), sd).sum(-1))
+        np.testing.assert_allclose(NonlinearModel(noise).log_joint(theta, z, x), expected,
+                                   rtol=1e-5)
+
+
+def test_nonlinear_sample_shapes():
+    theta, z, x = NonlinearModel().sample(6, seed=0)
+    assert theta.shape == (1,) and z.shape == (6, 1) and x.shape == (6,)
+
+
+def test_decoder_log_joint_matches_numpy():
+    model = BayesianDecoder(latent_dim=2, hidden=3, obs_dim=4, noise_sd=0.3, prior_sd=0.8)
+    assert model.global_dim == 2 * 3 + 3 + 3 * 4 + 4
+    rng = np.random.default_rng(3)
+    theta = rng.normal(size=(2, model.global_dim)).astype(np.float32)
+    z = rng.normal(size=(2, 5, 2)).astype(np.float32)
+    x = rng.normal(size=(5, 4)).astype(np.float32)
+    expected = []
+    for s in range(2):
+        t = theta[s]
+        w1, b1 = t[:6].reshape(2, 3), t[6:9]
+        w2, b2 = t[9:21].reshape(3, 4), t[21:]
+        mean = np.maximum(z[s] @ w1 + b1, 0) @ w2 + b2
+        expected.append(stats.norm.logpdf(t, 0, 0.8).sum() + stats.norm.logpdf(z[s]).sum()
+                        + stats.norm.logpdf(x, mean, 0.3).sum())
+    np.testing.assert_allclose(model.log_joint(theta, z, x), expected, rtol=1e-4)
+    th, zs, xs = model.sample(5, seed=1)
+    assert th.shape == (model.global_dim,) and zs.shape == (5, 2) and xs.shape == (5, 4)
+
+
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda: LinearModel(tau=0.0), "tau"),
+        (lambda: LinearModel(sigma=-1.0), "sigma"),
+        (lambda: LinearModel().sample(0), "num_points"),
+        (lambda: LinearModel().sample(3, theta=float("nan")), "theta"),
+        (lambda: LinearModel().fvi_optimum(np.zeros((2, 2))), "x"),
+        (lambda: LinearModel().fvi_optimum([1.0, np.inf]), "x"),
+        (lambda: LinearModel().fvi_optimum(np.zeros((2, 2, 2))), "x"),
+        (lambda: LinearModel().gaussian_elbo([1.0], 0.0, -1.0, 0.0, 1.0), "theta_sd"),
+        (lambda: LinearModel().gaussian_elbo([1.0], 0.0, 1.0, 0.0, 0.0), "z_sd"),
+        (lambda: LinearModel().log_joint(np.zeros((2, 2)), np.zeros((2, 3, 1)), np.zeros(3)),
+         "theta"),
+        (lambda: LinearModel().log_joint(np.zeros((2, 1)), np.zeros((2, 4, 1)), np.zeros(3)), "z"),
+        (lambda: NonlinearModel(noise="sin"), "noise"),
+        (lambda: BayesianDecoder(latent_dim=0), "latent_dim"),
+        (lambda: BayesianDecoder(noise_sd=0.0), "noise_sd"),
+        (lambda: BayesianDecoder(2, 3, 4).log_joint(np.zeros((1, 25)), np.zeros((1, 5, 2)),
+                                                    np.zeros((5, 3))), "x"),
+    ],
+)
+def test_bad_input_raises_value_error_naming_the_argument(make, name):
+    with pytest.raises(ValueError, match=name):
+        make()
