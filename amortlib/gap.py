@@ -20,7 +20,8 @@ for the log standard deviation).
 
 `VariationalPosterior` joins $q(\theta)$ to a local family. Then:
 
-- `elbo`: Monte Carlo ELBO with its standard error (entropies exact);
+- `elbo`: Monte Carlo ELBO with its standard error (entropies exact); `exact_elbo`: the ELBO
+  without Monte Carlo error, for models that offer ``gaussian_elbo`` (closed form or quadrature);
 - `elbo_difference` and `amortization_gap`: ELBO differences on *paired* draws, so that the
   standard error is that of the difference;
 - `fit_vi`: maximise the ELBO with `amortlib.training.minimize` (loss $=-$ELBO);
@@ -67,6 +68,7 @@ __all__ = [
     "amortization_gap",
     "elbo",
     "elbo_difference",
+    "exact_elbo",
     "fit_vi",
     "fvi_refinement",
     "steps_to_converge",
@@ -446,6 +448,27 @@ def elbo(model: HierarchicalModel, posterior: VariationalPosterior, x, *, sample
         chunk_size = _checks.positive_int("chunk_size", chunk_size)
     draws = _draws(posterior, x, sample_size, seed, chunk_size)
     return Estimate(float(draws.mean()), float(draws.std(ddof=1) / math.sqrt(sample_size)))
+
+
+def exact_elbo(model: HierarchicalModel, posterior: VariationalPosterior, x) -> float:
+    """The ELBO of ``posterior`` without Monte Carlo error, from ``model.gaussian_elbo``.
+
+    Available for models with one global and one local dimension that define
+    ``gaussian_elbo(x, theta_mean, theta_sd, z_mean, z_sd)`` (`LinearModel` in closed form,
+    `NonlinearModel` by quadrature).
+
+    Raises:
+        ValueError: if the model has no ``gaussian_elbo``.
+    """
+    _check_posterior("posterior", posterior, model)
+    if not hasattr(model, "gaussian_elbo") or model.global_dim != 1 or model.local_dim != 1:
+        raise ValueError(f"model {model!r} has no exact gaussian_elbo")
+    x = _as_data(x)
+    loc, scale = posterior.local(x)
+    return model.gaussian_elbo(
+        x, float(posterior.theta_loc.numpy()[0]), float(np.exp(posterior.theta_log_scale.numpy()[0])),
+        loc.numpy()[:, 0], scale.numpy()[:, 0],
+    )
 
 
 def elbo_difference(model: HierarchicalModel, posterior_a: VariationalPosterior,

@@ -148,3 +148,25 @@ def test_decoder_log_joint_matches_numpy():
 def test_bad_input_raises_value_error_naming_the_argument(make, name):
     with pytest.raises(ValueError, match=name):
         make()
+
+
+def test_nonlinear_quadrature_elbo_agrees_with_monte_carlo_and_itself():
+    from amortlib import gap
+
+    model = NonlinearModel()
+    _, _, x = model.sample(60, seed=5)
+    rng = np.random.default_rng(0)
+    mu, sd = rng.normal(size=60), rng.uniform(0.05, 1.0, size=60)
+    exact = model.gaussian_elbo(x, 0.3, 0.2, mu, sd)
+    # More nodes change nothing that matters: the quadrature has converged.
+    assert model.gaussian_elbo(x, 0.3, 0.2, mu, sd, num_nodes=200) == pytest.approx(exact, abs=1e-6)
+    tf_value = model.quadrature_elbo(np.asarray(x), np.float32(0.3), np.float32(0.2),
+                                     mu.astype(np.float32), sd.astype(np.float32))
+    assert float(tf_value) == pytest.approx(exact, abs=1e-3)
+    family = gap.Factorized(60, loc=mu[:, None], scale=sd[:, None])
+    posterior = gap.VariationalPosterior(model, family, theta_loc=0.3, theta_scale=0.2)
+    estimate = gap.elbo(model, posterior, x, sample_size=4000, seed=1)
+    assert abs(estimate.value - exact) < 5 * estimate.standard_error
+    assert gap.exact_elbo(model, posterior, x) == pytest.approx(exact, abs=1e-3)
+    with pytest.raises(ValueError, match="noise"):
+        NonlinearModel("cos").gaussian_elbo(x, 0.3, 0.2, mu, sd)
