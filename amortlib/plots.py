@@ -119,3 +119,119 @@ def plot_posteriors(
     axes[0, -1].legend(loc="upper right", fontsize="small")
     fig.tight_layout()
     return fig
+
+
+def plot_graphical_model(ax, nodes: Mapping[str, tuple], edges: Sequence[tuple[str, str]], *, title: str = ""):
+    r"""Draw a directed graphical model on ``ax``: circles for variables, arrows for edges.
+
+    Observed variables are shaded grey, as is customary in graphical models.
+
+    Args:
+        ax: a matplotlib axes.
+        nodes: ``{name: (x, y, observed)}``; ``name`` is drawn as math text, e.g. ``"z_1"``.
+        edges: ``(parent, child)`` pairs of node names.
+        title: optional title of the panel.
+
+    Returns:
+        ``ax``.
+
+    Example:
+        >>> fig, ax = plt.subplots()
+        >>> _ = plot_graphical_model(ax, {"z": (0, 1, False), "x": (0, 0, True)}, [("z", "x")])
+    """
+    radius = 0.28
+    for name, (x, y, observed) in nodes.items():
+        ax.add_patch(plt.Circle((x, y), radius, facecolor="0.8" if observed else "white",
+                                edgecolor="black", linewidth=1.2, zorder=2))
+        ax.text(x, y, f"${name}$", ha="center", va="center", fontsize=11, zorder=3)
+    for parent, child in edges:
+        (x0, y0, _), (x1, y1, _) = nodes[parent], nodes[child]
+        length = np.hypot(x1 - x0, y1 - y0)
+        dx, dy = (x1 - x0) / length * radius, (y1 - y0) / length * radius
+        ax.annotate("", xy=(x1 - dx, y1 - dy), xytext=(x0 + dx, y0 + dy), zorder=1,
+                    arrowprops=dict(arrowstyle="-|>", color="black", linewidth=1.0,
+                                    shrinkA=0, shrinkB=0))
+    xs = [v[0] for v in nodes.values()]
+    ys = [v[1] for v in nodes.values()]
+    ax.set_xlim(min(xs) - 0.5, max(xs) + 0.5)
+    ax.set_ylim(min(ys) - 0.5, max(ys) + 0.5)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize="medium")
+    return ax
+
+
+# ---------------------------------------------------------------- amortization-gap chapters
+
+#: Line styles for the inference methods of the amortization-gap chapters.
+GAP_STYLES = {
+    "F-VI": dict(color="black", linestyle="-", linewidth=2.0),
+    "constant": dict(color="#E69F00", linestyle="-.", linewidth=2.0),
+    "degree 1": dict(color="#0072B2", linestyle="--", linewidth=2.0),
+    "degree 2": dict(color="#009E73", linestyle=":", linewidth=2.5),
+}
+
+
+def running_mean(values, window: int = 50) -> np.ndarray:
+    """Trailing running mean over ``window`` steps (shorter at the start)."""
+    values = np.asarray(values, dtype=np.float64)
+    cumulative = np.concatenate([[0.0], np.cumsum(values)])
+    steps = np.arange(1, len(values) + 1)
+    start = np.maximum(steps - window, 0)
+    return (cumulative[steps] - cumulative[start]) / (steps - start)
+
+
+def plot_elbo_traces(ax, histories: Mapping, *, optimum: float | None = None, styles=None,
+                     window: int = 50, against: str = "seconds"):
+    """Plot the ELBO (running mean of $-$loss) of several runs against wall time or step.
+
+    Args:
+        ax: the matplotlib axes.
+        histories: ``{label: History}`` from `amortlib.gap.fit_vi`.
+        optimum: optional optimal ELBO, drawn as a grey line.
+        styles: optional ``{label: line style}`` (default `GAP_STYLES`, then matplotlib's cycle).
+        window: running-mean window in steps.
+        against: ``"seconds"`` or ``"step"``.
+    """
+    styles = dict(GAP_STYLES, **(styles or {}))
+    for label, history in histories.items():
+        xs = history.elapsed if against == "seconds" else np.arange(1, history.num_steps + 1)
+        ax.plot(xs, -running_mean(history.loss, window), label=label, **styles.get(label, {}))
+    if optimum is not None:
+        ax.axhline(optimum, color="0.5", linewidth=1.0, zorder=0, label="F-VI optimum")
+    ax.set_xlabel("wall time (s)" if against == "seconds" else "training step")
+    ax.set_ylabel("ELBO (nats)")
+    return ax
+
+
+def draw_graph(ax, nodes: Mapping, edges: Sequence, *, title: str = "", radius: float = 0.32):
+    """Draw a small directed graphical model: circles for variables, arrows for edges.
+
+    Args:
+        ax: the matplotlib axes.
+        nodes: ``{name: (x, y, label, observed)}``; observed nodes are shaded.
+        edges: ``[(parent, child), ...]``.
+        title: the panel title.
+        radius: circle radius in data units.
+    """
+    from matplotlib.patches import Circle, FancyArrowPatch
+
+    for x, y, label, observed in nodes.values():
+        ax.add_patch(Circle((x, y), radius, facecolor="0.8" if observed else "white",
+                            edgecolor="black", linewidth=1.2, zorder=2))
+        ax.text(x, y, label, ha="center", va="center", fontsize=11, zorder=3)
+    for parent, child in edges:
+        (x0, y0), (x1, y1) = nodes[parent][:2], nodes[child][:2]
+        length = np.hypot(x1 - x0, y1 - y0)
+        dx, dy = (x1 - x0) / length * radius, (y1 - y0) / length * radius
+        ax.add_patch(FancyArrowPatch((x0 + dx, y0 + dy), (x1 - dx, y1 - dy), arrowstyle="-|>",
+                                     mutation_scale=11, linewidth=1.0, color="black", zorder=1))
+    xs = [v[0] for v in nodes.values()]
+    ys = [v[1] for v in nodes.values()]
+    ax.set_xlim(min(xs) - 0.6, max(xs) + 0.6)
+    ax.set_ylim(min(ys) - 0.6, max(ys) + 0.6)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(title, fontsize=11)
+    return ax
