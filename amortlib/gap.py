@@ -268,6 +268,7 @@ class Factorized(tf.Module):
 
     def __call__(self, x):
         """Return ``(loc, scale)``, each ``[N, local_dim]``; ``x`` must have ``N`` rows."""
+        x = _as_data(x)
         if x.shape[0] != self.num_points:
             raise ValueError(f"x has {x.shape[0]} data points; this family has {self.num_points}")
         return tf.identity(self.loc), tf.exp(self.log_scale)
@@ -304,6 +305,7 @@ class Amortized(tf.Module):
 
     def inputs_of(self, x) -> tf.Tensor:
         """The inputs of the inference function: ``[N, D]`` for "x", ``[N - 1, 2D]`` for "lagged"."""
+        x = _as_data(x)
         x = x if x.shape.rank == 2 else x[:, None]
         if self.inputs == "x":
             features = x
