@@ -169,6 +169,7 @@ def bench_accuracy(repeats):
 
 def bench_gap(repeats):
     try:
+        sys.path.insert(0, str(ROOT))
         from bench import gap_bench  # noqa: PLC0415
     except ImportError as error:
         return {"skipped": f"amortlib.gap benchmark not available: {error}"}
