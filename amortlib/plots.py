@@ -121,47 +121,6 @@ def plot_posteriors(
     return fig
 
 
-def plot_graphical_model(ax, nodes: Mapping[str, tuple], edges: Sequence[tuple[str, str]], *, title: str = ""):
-    r"""Draw a directed graphical model on ``ax``: circles for variables, arrows for edges.
-
-    Observed variables are shaded grey, as is customary in graphical models.
-
-    Args:
-        ax: a matplotlib axes.
-        nodes: ``{name: (x, y, observed)}``; ``name`` is drawn as math text, e.g. ``"z_1"``.
-        edges: ``(parent, child)`` pairs of node names.
-        title: optional title of the panel.
-
-    Returns:
-        ``ax``.
-
-    Example:
-        >>> fig, ax = plt.subplots()
-        >>> _ = plot_graphical_model(ax, {"z": (0, 1, False), "x": (0, 0, True)}, [("z", "x")])
-    """
-    radius = 0.28
-    for name, (x, y, observed) in nodes.items():
-        ax.add_patch(plt.Circle((x, y), radius, facecolor="0.8" if observed else "white",
-                                edgecolor="black", linewidth=1.2, zorder=2))
-        ax.text(x, y, f"${name}$", ha="center", va="center", fontsize=11, zorder=3)
-    for parent, child in edges:
-        (x0, y0, _), (x1, y1, _) = nodes[parent], nodes[child]
-        length = np.hypot(x1 - x0, y1 - y0)
-        dx, dy = (x1 - x0) / length * radius, (y1 - y0) / length * radius
-        ax.annotate("", xy=(x1 - dx, y1 - dy), xytext=(x0 + dx, y0 + dy), zorder=1,
-                    arrowprops=dict(arrowstyle="-|>", color="black", linewidth=1.0,
-                                    shrinkA=0, shrinkB=0))
-    xs = [v[0] for v in nodes.values()]
-    ys = [v[1] for v in nodes.values()]
-    ax.set_xlim(min(xs) - 0.5, max(xs) + 0.5)
-    ax.set_ylim(min(ys) - 0.5, max(ys) + 0.5)
-    ax.set_aspect("equal")
-    ax.axis("off")
-    if title:
-        ax.set_title(title, fontsize="medium")
-    return ax
-
-
 # ---------------------------------------------------------------- amortization-gap chapters
 
 #: Line styles for the inference methods of the amortization-gap chapters.
