@@ -91,3 +91,49 @@ def observations(y, name: str = "y") -> tf.Tensor:
     if tf.executing_eagerly() and not bool(tf.reduce_all(tf.math.is_finite(y))):
         raise ValueError(f"{name} must be finite, got {y.numpy()}")
     return y
+
+
+def probability_vector(name: str, value, *, atol: float = 1e-6) -> np.ndarray:
+    """Return `value` as a 1-D float64 array of probabilities, or raise.
+
+    Raises:
+        ValueError: unless `value` is a non-empty 1-D sequence of finite, non-negative numbers
+            that sum to one (within `atol`).
+    """
+    try:
+        probs = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a sequence of probabilities, got {value!r}") from None
+    if probs.ndim != 1 or probs.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D sequence, got shape {probs.shape}")
+    if not np.all(np.isfinite(probs)) or np.any(probs < 0):
+        raise ValueError(f"{name} must be finite and non-negative, got {probs.tolist()}")
+    if abs(probs.sum() - 1.0) > atol:
+        raise ValueError(f"{name} must sum to one, got sum {probs.sum():.6g}")
+    return probs
+
+
+def real_vector(name: str, value, *, size: int | None = None, positive: bool = False) -> np.ndarray:
+    """Return `value` as a 1-D float64 array of finite numbers (> 0 if `positive`), or raise.
+
+    Args:
+        name: the argument's name, for the error message.
+        value: a sequence of numbers.
+        size: the required length (for example the number of mixture components), or None.
+        positive: require every entry to be > 0 (scales).
+    """
+    try:
+        values = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a sequence of numbers, got {value!r}") from None
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D sequence, got shape {values.shape}")
+    if size is not None and values.size != size:
+        raise ValueError(
+            f"{name} must have one entry per component ({size}), got {values.size}"
+        )
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{name} must be finite, got {values.tolist()}")
+    if positive and np.any(values <= 0):
+        raise ValueError(f"{name} must be positive, got {values.tolist()}")
+    return values

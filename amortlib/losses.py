@@ -16,29 +16,59 @@ Both losses average a divergence over observations drawn from the model, $y \sim
       \mathcal L_{pq}(\phi) = \mathbb E_{p(x, y)}\big[-\log q_\phi(x \mid y)\big]
       = \mathbb E_{p(y)}\big[\mathrm{KL}(p(\cdot \mid y) \,\|\, q_\phi(\cdot \mid y))\big]
       + \mathbb E_{p(y)}\big[\mathrm H(p(\cdot \mid y))\big].
+
+With discrete latents the pq loss is unchanged (it never differentiates through a draw), while
+the qp loss needs one of the discrete estimators of `qp_loss`: enumeration or the score function.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from amortlib import _checks
 
-__all__ = ["qp_loss", "pq_loss", "LOSSES"]
+__all__ = [
+    "qp_loss",
+    "pq_loss",
+    "enumerated_qp_loss",
+    "score_function_qp_loss",
+    "discrete_configurations",
+    "LOSSES",
+    "ESTIMATORS",
+]
 
 
-def qp_loss(model, q_net, y, *, sample_size: int = 1, seed=None) -> tf.Tensor:
+def qp_loss(model, q_net, y, *, sample_size: int = 1, estimator: str = "reparameterize",
+            baseline: bool = True, seed=None) -> tf.Tensor:
     r"""Monte Carlo estimate of the qp loss (negative ELBO) on a batch of observations.
 
-    Draws ``sample_size`` reparameterised samples $x \sim q_\phi(x \mid y)$ per observation and
-    averages $\log q_\phi(x \mid y) - \log p(x, y)$ over samples and observations.
+    Averages $f = \log q_\phi(\text{latents} \mid y) - \log p(\text{latents}, y)$ over
+    ``sample_size`` draws from $q$ per observation and over observations. How the gradient
+    reaches $\phi$ through the *sampling* depends on ``estimator``:
+
+    - ``"reparameterize"``: all latents continuous; the draws are differentiable functions of
+      $\phi$ (the default, and the only choice for continuous-only $q$);
+    - ``"enumerate"``: sum over every value $c$ of the discrete latents (``model.discrete_support``),
+      $\sum_c q_\phi(c \mid y)\, \mathbb E_{q_\phi(x \mid y, c)}[f]$, with the continuous
+      latents reparameterised; exact in the discrete part, at the cost of one pass per value;
+    - ``"reinforce"``: draw the discrete latents too and add the score-function term
+      $(f - b)\, \nabla_\phi \log q_\phi(c \mid y)$, where the baseline $b$ is the mean
+      of $f$ over the *other* draws for the same $y$ (leave-one-out, so the gradient stays
+      unbiased) or zero if ``baseline`` is False. The returned value is still the plain
+      estimate of the loss; only its gradient carries the extra term.
 
     Args:
-        model: a model with ``log_prob(latents, y)`` (see `amortlib.models`).
-        q_net: an inference network; ``q_net(y)`` returns a reparameterised distribution.
+        model: a model with ``log_prob(latents, y)``; for the discrete estimators, also
+            ``discrete_support`` (see `amortlib.models`).
+        q_net: an inference network; ``q_net(y)`` returns a distribution over the latents (a
+            `tfd.JointDistributionNamed` with the model's latent names when there are several).
         y: observations, shape ``[batch_size]``.
-        sample_size: samples from $q$ per observation, a positive integer.
+        sample_size: draws from $q$ per observation (per discrete value when enumerating).
+        estimator: ``"reparameterize"``, ``"enumerate"`` or ``"reinforce"``.
+        baseline: for ``"reinforce"``, use the leave-one-out baseline (needs ``sample_size >= 2``).
         seed: an integer, a stateless seed (a shape-[2] int tensor) or None.
 
     Returns:
@@ -46,18 +76,131 @@ def qp_loss(model, q_net, y, *, sample_size: int = 1, seed=None) -> tf.Tensor:
         $-\log p(y)$ exactly.
 
     Raises:
-        ValueError: if ``sample_size`` is not a positive integer or ``q_net``'s distribution
-            cannot be reparameterised.
+        ValueError: for an unknown estimator, a bad ``sample_size``, a continuous-only estimator
+            with a distribution that cannot be reparameterised, or a discrete estimator with a
+            model that has no discrete latents.
+
+    Example:
+        >>> from amortlib import models, networks
+        >>> model = models.GaussianMixtureExplicit()
+        >>> q_net = networks.CategoricalGaussian(2, hidden=(8,), input_scale=10.0)
+        >>> loss = qp_loss(model, q_net, [0.0, 3.0], estimator="enumerate", seed=0)
     """
+    _checks.one_of("estimator", estimator, ESTIMATORS)
     sample_size = _checks.positive_int("sample_size", sample_size)
     q = q_net(y)
-    if q.reparameterization_type != tfp.distributions.FULLY_REPARAMETERIZED:
-        raise ValueError(
-            "q_net must return a fully reparameterised distribution for the reparameterised "
-            f"qp loss; {type(q).__name__} is not"
-        )
-    x = q.sample(sample_size, seed=_checks.seed(seed))
-    return tf.reduce_mean(q.log_prob(x) - model.log_prob(x, y))
+    if estimator == "reparameterize":
+        kinds = tf.nest.flatten(q.reparameterization_type)
+        if any(kind != tfp.distributions.FULLY_REPARAMETERIZED for kind in kinds):
+            raise ValueError(
+                "q_net must return a fully reparameterised distribution for the reparameterised "
+                f"qp loss; {type(q).__name__} is not (for discrete latents use "
+                "estimator='enumerate' or 'reinforce')"
+            )
+        x = q.sample(sample_size, seed=_checks.seed(seed))
+        return tf.reduce_mean(q.log_prob(x) - model.log_prob(x, y))
+    return _discrete_qp_loss(model, q, y, sample_size, estimator, baseline, _checks.seed(seed))
+
+
+def _discrete_qp_loss(model, q, y, sample_size, estimator, baseline, seed):
+    support = dict(getattr(model, "discrete_support", {}) or {})
+    if not support:
+        raise ValueError(f"estimator={estimator!r} needs a model with discrete latents "
+                         "(a non-empty model.discrete_support)")
+    if estimator == "enumerate":
+        return enumerated_qp_loss(model, q, y, support, sample_size=sample_size, seed=seed)
+    if baseline and sample_size < 2:
+        raise ValueError("sample_size must be at least 2 for REINFORCE with the leave-one-out "
+                         f"baseline, got {sample_size}")
+    return score_function_qp_loss(model, q, y, support, sample_size=sample_size,
+                                  baseline=baseline, seed=seed)
+
+
+def score_function_qp_loss(model, q, y, support, *, sample_size: int, baseline: bool = True,
+                           seed=None) -> tf.Tensor:
+    r"""The qp loss with a score-function (REINFORCE) gradient for the discrete latents.
+
+    Draws all latents from ``q`` (the continuous ones reparameterised given the discrete ones
+    $c$) and returns a *surrogate* whose value is the Monte Carlo estimate of the loss and whose
+    gradient is the unbiased estimate
+    $
+abla_\phi f + (f - b)\, 
+abla_\phi \log q_\phi(c \mid y)$, with
+    $f = \log q_\phi - \log p$ and $b$ the leave-one-out mean of $f$ over the other draws for
+    the same $y$ (or $b = 0$ without ``baseline``). Called by `qp_loss`, which checks arguments.
+
+    Args:
+        model: the model; ``q``: the distribution ``q_net(y)``; ``y``: observations.
+        support: ``{name: values}`` of the discrete latents (only the names are used).
+        sample_size: draws per observation, >= 2 with the baseline.
+        baseline: subtract the leave-one-out baseline.
+        seed: a stateless seed or None.
+    """
+    draws, parts = _draw(q, seed, sample_shape=[sample_size])
+    f = tf.add_n(list(parts.values())) - model.log_prob(draws, y)  # [sample_size, batch]
+    log_q_discrete = tf.add_n([parts[name] for name in support])
+    b = (tf.reduce_sum(f, 0, keepdims=True) - f) / (sample_size - 1) if baseline else 0.0
+    score = log_q_discrete - tf.stop_gradient(log_q_discrete)  # zero, with the score's gradient
+    return tf.reduce_mean(f + tf.stop_gradient(f - b) * score)
+
+
+def discrete_configurations(support) -> list[dict]:
+    """Every joint value of the discrete latents, as a list of dicts ``{name: value}``.
+
+    Args:
+        support: ``{name: values}``, for example ``model.discrete_support``.
+
+    Returns:
+        The Cartesian product of the values; its length is the product of the support sizes,
+        which is what makes enumeration expensive when there are many discrete latents.
+
+    Example:
+        >>> discrete_configurations({"k": (1.0, 2.0), "z": (0, 1)})[:2]
+        [{'k': 1.0, 'z': 0}, {'k': 1.0, 'z': 1}]
+    """
+    names = list(support)
+    return [dict(zip(names, values)) for values in itertools.product(*support.values())]
+
+
+def enumerated_qp_loss(model, q, y, support, *, sample_size: int = 1, seed=None) -> tf.Tensor:
+    r"""The qp loss with the discrete latents summed out exactly.
+
+    .. math::
+        \mathcal L_{qp} = rac1B \sum_{b} \sum_{c} q_\phi(c \mid y_b)\,
+        \mathbb E_{q_\phi(x \mid y_b, c)}ig[\log q_\phi(c, x \mid y_b) - \log p(c, x, y_b)ig],
+
+    one pass per joint value $c$ of the discrete latents (see `discrete_configurations`), with
+    ``sample_size`` reparameterised draws of the continuous latents in each. The weights
+    $q_\phi(c \mid y)$ carry the gradient for the discrete part. Called by `qp_loss`.
+
+    Args:
+        model: the model; ``q``: the distribution ``q_net(y)``; ``y``: observations.
+        support: ``{name: values}`` of the discrete latents.
+        sample_size: draws of the continuous latents per observation and value.
+        seed: a stateless seed or None.
+    """
+    configs = discrete_configurations(support)
+    seeds = [None] * len(configs) if seed is None else tfp.random.split_seed(seed, n=len(configs))
+    shape = tf.stack([sample_size, tf.size(y)])
+    total = 0.0
+    for config, config_seed in zip(configs, seeds):
+        pinned = {name: tf.fill(shape, tf.constant(value)) for name, value in config.items()}
+        draws, parts = _draw(q, config_seed, value=pinned)  # continuous latents given c
+        weight = tf.exp(tf.add_n([parts[name] for name in support]))  # q(c | y)
+        f = tf.add_n(list(parts.values())) - model.log_prob(draws, y)
+        total += tf.reduce_mean(weight * f, axis=0)  # mean over the continuous draws
+    return tf.reduce_mean(total)
+
+
+def _draw(q, seed, sample_shape=(), value=None):
+    """Draw from a joint ``q`` (some parts pinned to ``value``) and log-density of each part.
+
+    One pass through ``q``'s conditionals serves both, where ``sample`` then ``log_prob_parts``
+    would run every network twice.
+    """
+    dists, draws = q.sample_distributions(sample_shape, seed=seed, value=value)
+    parts = {name: dists[name].log_prob(draws[name]) for name in draws}
+    return draws, parts
 
 
 def pq_loss(q_net, latents, y) -> tf.Tensor:
@@ -80,3 +223,6 @@ def pq_loss(q_net, latents, y) -> tf.Tensor:
 
 #: The losses by name, as `amortlib.training.fit` accepts them.
 LOSSES = ("qp", "pq")
+
+#: How `qp_loss` gets gradients through the draws from $q$ (see its docstring).
+ESTIMATORS = ("reparameterize", "enumerate", "reinforce")
