@@ -1,6 +1,11 @@
-# The README's commands. Each sets up its own environment (.venv) first.
-#   make book   build the book (executes every notebook) into _build/html
-#   make test   unit tests, every notebook under nbval, and a strict (-W) book build
+# The README's commands. Each sets up what it needs first.
+#   make book          build the book (executes every notebook) into _build/html, strictly
+#   make test          everything CI checks (see below); fails if any part fails
+#   make unit          unit tests of amortlib and the static checks of the book (tests/)
+#   make colab-test    every notebook of the table of contents under nbval, in .venv-colab:
+#                      Colab's TensorFlow, TFP, tf-keras and numpy plus `pip install .`
+#   make browser-test  build the book, then open every page in headless Chromium
+#   make bench         the benchmarks (bench/run.py)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,7 +14,20 @@ MATHJAX := .cache/mathjax/mathjax/es5/tex-chtml-full.js
 # TensorFlow's C++ start-up messages are noise in logs.
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup book test unit notebooks build-strict clean
+# The Colab-like environment: only these four packages are pinned (Google Colab's versions,
+# mid-2026); everything else comes from `pip install .`, that is from amortlib's own loose
+# requirements in pyproject.toml, as it would on Colab. The test runner (pytest, nbval,
+# ipykernel) is added at the versions pinned in requirements.txt.
+COLAB_VENV := .venv-colab
+COLAB_BIN := $(COLAB_VENV)/bin
+COLAB_PINS := tensorflow==2.20.0 tensorflow-probability==0.25.0 tf-keras==2.20.1 numpy==2.1.3
+RUNNER_PINS = $(shell grep -E '^(pytest|nbval|ipykernel)==' requirements.txt)
+# The notebooks of the table of contents, in reading order.
+NOTEBOOKS = $(wildcard $(addsuffix .ipynb,$(shell sed -n 's/^ *- *file: *//p' _toc.yml)))
+# Where the browser test saves a full-page screenshot of every page (a CI artifact).
+SCREENSHOTS := _build/screenshots
+
+.PHONY: setup mathjax colab-setup book test unit colab-test browser-test browser-check bench clean
 
 setup: $(VENV)/.installed $(MATHJAX)
 
@@ -21,6 +39,8 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 # MathJax 3 from the npm registry, so the book renders math with no CDN (offline readers).
+mathjax: $(MATHJAX)
+
 $(MATHJAX):
 	rm -rf .cache/mathjax && mkdir -p .cache/mathjax
 	cd .cache && npm pack --silent mathjax@$(MATHJAX_VERSION) > /dev/null
@@ -29,13 +49,65 @@ $(MATHJAX):
 	rm .cache/mathjax-$(MATHJAX_VERSION).tgz
 	test -f $@
 
+# One resolve for everything, so pip cannot move the Colab pins; then check that it did not.
+$(COLAB_VENV)/.installed: Makefile requirements.txt pyproject.toml
+	rm -rf $(COLAB_VENV)
+	$(PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_BIN)/python -m pip install --quiet --upgrade pip
+	$(COLAB_BIN)/python -m pip install --quiet $(COLAB_PINS) $(RUNNER_PINS) .
+	$(COLAB_BIN)/python -m pip check
+	$(COLAB_BIN)/python -c 'import sys; from importlib.metadata import version; \
+	  bad = [p for p in sys.argv[1:] if version(p.split("==")[0]) != p.split("==")[1]]; \
+	  sys.exit(f"not the Colab versions: {bad}" if bad else 0)' $(COLAB_PINS)
+	touch $@
+
+# amortlib itself is reinstalled (not editable, as on Colab) whenever its source changes.
+$(COLAB_VENV)/.amortlib: $(COLAB_VENV)/.installed $(wildcard amortlib/*.py) pyproject.toml
+	$(COLAB_BIN)/python -m pip install --quiet --no-deps --force-reinstall .
+	touch $@
+
+colab-setup: $(COLAB_VENV)/.amortlib
+
+# Debian's Chromium for the browser test (CI runs as root on a fresh Debian machine).
+/usr/bin/chromium:
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+
 book: setup
 	$(BIN)/jupyter-book build --warningiserror --nitpick --keep-going .
 	@echo "The book is at _build/html/index.html"
 
-test: setup
-	$(BIN)/python -m pytest --nbval-lax --nbval-current-env tests book
-	$(MAKE) book
+unit: setup /usr/bin/chromium
+	$(BIN)/python -m pytest tests
+
+# One pytest run per notebook: every notebook runs even if one fails, and each is timed.
+colab-test: colab-setup
+	@status=0; for nb in $(NOTEBOOKS); do \
+	  start=$$(date +%s); \
+	  $(COLAB_BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
+	    "$$nb" || { status=1; echo "FAILED: $$nb"; }; \
+	  echo "$$nb ran in $$(( $$(date +%s) - start )) s (Colab environment)"; \
+	done; exit $$status
+
+browser-test: book browser-check
+
+# The browser test on the existing build (make test builds once and reuses it).
+browser-check: setup /usr/bin/chromium
+	$(BIN)/python tools/browser_check.py _build/html --screenshots $(SCREENSHOTS)
+
+# Every part runs even if an earlier one fails; the target fails if any part failed.
+test: setup colab-setup /usr/bin/chromium
+	@failed=""; \
+	for part in unit colab-test book browser-check; do \
+	  start=$$(date +%s); \
+	  $(MAKE) --no-print-directory $$part || failed="$$failed $$part"; \
+	  echo "== make $$part: $$(( $$(date +%s) - start )) s"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "== FAILED:$$failed"; exit 1; fi; \
+	echo "== all tests passed"
+
+bench: setup
+	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf _build .cache $(VENV)
+	rm -rf _build .cache $(VENV) $(COLAB_VENV)

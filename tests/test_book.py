@@ -1,0 +1,298 @@
+"""Static checks of the book: the notebooks of the table of contents, the pages, the references.
+
+These run in the main environment with the unit tests (`make unit`). The notebooks themselves
+run under nbval in the Colab-like environment (`make colab-test`), and the built pages are
+checked in a browser (`make browser-test`, tools/browser_check.py).
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import inspect
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOK = ROOT / "book"
+sys.path.insert(0, str(ROOT / "tools"))
+
+import browser_check  # noqa: E402
+import docstring_math  # noqa: E402
+
+TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+
+
+def toc_files() -> list[str]:
+    files = [TOC["root"]]
+    for part in TOC.get("parts", []):
+        files += [chapter["file"] for chapter in part.get("chapters", [])]
+    return files
+
+
+NOTEBOOKS = [ROOT / f"{f}.ipynb" for f in toc_files() if (ROOT / f"{f}.ipynb").exists()]
+PAGES = [ROOT / f"{f}.md" for f in toc_files() if (ROOT / f"{f}.md").exists()]
+CITE = re.compile(r"\{cite(?::[a-z]+)?\}`([^`]+)`")
+
+
+def cells(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["cells"]
+
+
+def source(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+def markdown(path: Path) -> str:
+    return "\n\n".join(source(c) for c in cells(path) if c["cell_type"] == "markdown")
+
+
+def bib_keys() -> set[str]:
+    return set(re.findall(r"^@\w+\{([^,\s]+),", (BOOK / "references.bib").read_text(), re.M))
+
+
+notebook = pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+
+
+def test_every_file_of_the_toc_exists():
+    missing = [f for f in toc_files()
+               if not any((ROOT / f"{f}{ext}").exists() for ext in (".md", ".ipynb"))]
+    assert not missing, missing
+    assert NOTEBOOKS, "the table of contents lists no notebook"
+
+
+# --- every chapter notebook ------------------------------------------------------------------
+
+@notebook
+def test_committed_without_outputs(path):
+    dirty = [i for i, c in enumerate(cells(path)) if c["cell_type"] == "code"
+             and (c.get("outputs") or c.get("execution_count") is not None)]
+    assert not dirty, f"cells with outputs or execution counts: {dirty}"
+
+
+@notebook
+def test_first_code_cell_is_the_colab_install_cell(path):
+    """Installs amortlib from the repository and branch of _config.yml, only when missing."""
+    code = [c for c in cells(path) if c["cell_type"] == "code"]
+    assert code, "no code cell"
+    first, text = code[0], source(code[0])
+    assert "remove-cell" in first.get("metadata", {}).get("tags", []), "not tagged remove-cell"
+    url = CONFIG["repository"]["url"].rstrip("/")
+    branch = CONFIG["repository"]["branch"]
+    assert re.search(r"^try:\n\s+import amortlib\s*\nexcept ImportError:\n", text, re.M), text
+    installs = [line.strip() for line in text.splitlines() if "pip install" in line]
+    assert len(installs) == 1, installs
+    install = installs[0]
+    assert install.startswith("%pip install"), install
+    assert "--no-deps" in install.split(), "must not pull or upgrade TensorFlow and friends"
+    assert not {"-U", "--upgrade", "--force-reinstall"} & set(install.split()), install
+    assert f'"amortlib @ git+{url}@{branch}"' in install, (install, url, branch)
+
+
+@notebook
+def test_no_cell_installs_or_upgrades_packages(path):
+    later = [source(c) for c in cells(path) if c["cell_type"] == "code"][1:]
+    for text in later:
+        assert not re.search(r"pip install|conda install|apt(-get)? install", text), text
+
+
+@notebook
+def test_learning_goals_at_the_top(path):
+    """A "What you will learn" admonition before the first code cell, with at least two goals."""
+    top = []
+    for cell in cells(path):
+        if cell["cell_type"] == "code":
+            break
+        top.append(source(cell))
+    text = "\n".join(top)
+    match = re.search(r"(:{3,}|`{3,})\{admonition\} What you will learn\n(.*?)\n\1", text, re.S)
+    assert match, "no ':::{admonition} What you will learn' before the first code cell"
+    goals = re.findall(r"^\s*[-*] \S", match.group(2), re.M)
+    assert len(goals) >= 2, f"{len(goals)} learning goals"
+
+
+@notebook
+def test_at_least_three_exercises_with_solutions(path):
+    text = markdown(path)
+    heading = re.search(r"^## Exercises\s*$", text, re.M)
+    assert heading, "no '## Exercises' section"
+    exercises = text[heading.end():]
+    solutions = re.findall(r"^\s*(?::{3,}|`{3,})\{dropdown\} Solution", exercises, re.M)
+    assert len(solutions) >= 3, f"{len(solutions)} exercises with a dropdown solution"
+
+
+@notebook
+def test_cites_its_sources(path):
+    keys = [k.strip() for group in CITE.findall(markdown(path)) for k in group.split(",")]
+    assert keys, "no {cite:p} or {cite:t} citation"
+    assert not set(keys) - bib_keys(), f"unknown keys: {set(keys) - bib_keys()}"
+
+
+@notebook
+def test_figures_have_name_caption_and_alt_text(path):
+    for cell in cells(path):
+        meta = cell.get("metadata", {}).get("mystnb", {})
+        if "figure" in meta:
+            assert meta["figure"].get("name", "").startswith("fig-"), meta
+            assert meta["figure"].get("caption", "").strip(), meta
+            assert meta.get("image", {}).get("alt", "").strip(), f"no alt text: {meta}"
+
+
+@notebook
+def test_code_lines_fit_the_page(path):
+    """Code lines of at most 88 characters, so the rendered page does not scroll sideways."""
+    long = [line for c in cells(path) if c["cell_type"] == "code"
+            and "remove-cell" not in c.get("metadata", {}).get("tags", [])
+            for line in source(c).splitlines() if len(line) > 88]
+    assert not long, long
+
+
+def test_figure_names_are_unique():
+    names = [c["metadata"]["mystnb"]["figure"].get("name") for path in NOTEBOOKS
+             for c in cells(path) if "figure" in c.get("metadata", {}).get("mystnb", {})]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+
+
+# --- pages, references, errata ----------------------------------------------------------------
+
+def test_every_citation_key_is_in_references_bib():
+    used = set()
+    for path in PAGES + NOTEBOOKS:
+        text = path.read_text() if path.suffix == ".md" else markdown(path)
+        used |= {k.strip() for group in CITE.findall(text) for k in group.split(",")}
+    assert not used - bib_keys(), used - bib_keys()
+
+
+def test_references_have_author_title_year():
+    entries = re.split(r"^@", (BOOK / "references.bib").read_text(), flags=re.M)[1:]
+    for entry in entries:
+        for field in ("author", "title", "year"):
+            assert re.search(rf"^\s*{field}\s*=", entry, re.M), (field, entry.splitlines()[0])
+
+
+def test_bibliography_page_lists_the_references():
+    assert re.search(r"```\{bibliography\}", (BOOK / "bibliography.md").read_text())
+
+
+def test_errata_page_links_every_chapter_with_an_erratum_and_only_those():
+    errata = (BOOK / "errata.md").read_text()
+    linked = set(re.findall(r"\]\(([\w-]+)\.ipynb\)", errata))
+    with_erratum = {p.stem for p in NOTEBOOKS
+                    if re.search(r"\{admonition\} Erratum", markdown(p))}
+    assert linked <= {p.stem for p in NOTEBOOKS}, linked - {p.stem for p in NOTEBOOKS}
+    assert with_erratum <= linked, f"not on the errata page: {with_erratum - linked}"
+    assert linked <= with_erratum, f"no Erratum admonition in: {linked - with_erratum}"
+
+
+GLOSSARY_TERMS = ["qp loss", "pq loss", "ELBO", "reverse KL", "forward KL", "mode-seeking",
+                  "mass-covering", "amortization gap", "ideal inference function", "F-VI",
+                  "A-VI", "inference compilation", "reparameterisation",
+                  "score-function estimator", "simple hierarchical model"]
+
+
+def test_glossary_defines_the_book_s_terms():
+    text = (BOOK / "glossary.md").read_text()
+    block = re.search(r"```\{glossary\}\n(.*?)\n```", text, re.S)
+    assert block, "no glossary directive"
+    terms = set(re.findall(r"^(\S[^\n]*)$", block.group(1), re.M))
+    assert not set(GLOSSARY_TERMS) - terms, set(GLOSSARY_TERMS) - terms
+
+
+def test_notation_page_covers_both_parts():
+    text = (BOOK / "notation.md").read_text()
+    for symbol in [r"\theta", "z_n", "x_n", r"\nu_n", r"f_\phi", "F-VI", "A-VI",
+                   r"q_\phi(x \mid y)"]:
+        assert symbol in text, symbol
+
+
+def test_no_control_characters_in_sources():
+    """Catches escape sequences that ate a backslash, such as \\f in "\\frac" in a docstring."""
+    paths = sorted((ROOT / "amortlib").glob("*.py")) + PAGES + NOTEBOOKS
+    for path in paths:
+        bad = [(i + 1, repr(ch)) for i, line in enumerate(path.read_text().splitlines())
+               for ch in line if ord(ch) < 32 and ch != "\t"]
+        assert not bad, f"{path.relative_to(ROOT)}: control characters at {bad[:5]}"
+
+
+# --- configuration: launch buttons, MathJax ---------------------------------------------------
+
+def test_launch_buttons_are_configured():
+    assert CONFIG["repository"]["url"].startswith("https://github.com/")
+    assert CONFIG["repository"]["branch"]
+    assert CONFIG["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+
+
+def test_mathjax_is_served_from_the_book():
+    sphinx = CONFIG["sphinx"]["config"]
+    assert not sphinx["mathjax_path"].startswith(("http:", "https:", "//"))
+    assert ".cache/mathjax" in sphinx["html_static_path"]
+
+
+# --- the API page and the library's docstrings ------------------------------------------------
+
+MODULES = sorted(p.stem for p in (ROOT / "amortlib").glob("*.py") if not p.stem.startswith("_"))
+
+
+def test_api_page_documents_every_module():
+    api = (BOOK / "api.md").read_text()
+    missing = [m for m in MODULES if f".. automodule:: amortlib.{m}\n" not in api]
+    assert not missing, f"add to book/api.md: {missing}"
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_public_names_have_docstrings(name):
+    module = importlib.import_module(f"amortlib.{name}")
+    assert inspect.getdoc(module), f"amortlib.{name} has no module docstring"
+    undocumented = [n for n in getattr(module, "__all__", [])
+                    if (inspect.isfunction(getattr(module, n)) or inspect.isclass(getattr(module, n)))
+                    and not inspect.getdoc(getattr(module, n))]
+    assert not undocumented, undocumented
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples_run(name):
+    module = importlib.import_module(f"amortlib.{name}")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed"
+
+
+def test_docstring_math_becomes_the_math_role():
+    convert = docstring_math.dollars_to_math_role
+    assert convert(r"density $p(x \mid y)$.") == r"density :math:`p(x \mid y)`."
+    assert convert("loss $=-$ELBO") == "loss :math:`=-`\\ ELBO"
+    assert convert("two $a$ and\n$b$") == "two :math:`a` and\n:math:`b`"
+    assert convert("no math in $$x$$ or \\$5") == "no math in $$x$$ or \\$5"
+
+
+# --- the browser test can fail ----------------------------------------------------------------
+
+def test_browser_check_reports_broken_pages(tmp_path, capsys):
+    """A tiny site with one defect of each kind: the browser check must report every one."""
+    chapter = browser_check.toc_notebooks()[0]
+    (tmp_path / "book").mkdir()
+    (tmp_path / "index.html").write_text(
+        '<meta http-equiv="Refresh" content="0; url=book/page.html" />')
+    (tmp_path / "book" / "page.html").write_text("""<html><head><title>t</title></head><body><main>
+      <p>Raw math: $\\alpha + 1$ and \\begin{aligned} x \\end{aligned}.</p>
+      <span class="math">\\(x\\)</span>
+      <img src="missing.png" alt="a figure">
+      <div class="cell_output"><pre>Traceback (most recent call last):
+ValueError: bad</pre></div>
+      <a href="nowhere.html">broken</a> <a href="page.html#nosuchid">anchor</a>
+      <pre>$code$ is fine</pre></main></body></html>""")
+    (tmp_path / f"{chapter}.html").write_text(
+        "<html><head><title>c</title></head><body><main><p>No figure.</p></main></body></html>")
+    status = browser_check.main([str(tmp_path)])
+    report = capsys.readouterr().out
+    assert status == 1
+    for expected in ["raw TeX ($...$)", "raw TeX (\\begin{)", "not typeset by MathJax",
+                     "image did not load", "error in a cell output", "broken link",
+                     "missing anchor", "chapter shows no figure", "no Colab launch button"]:
+        assert expected in report, (expected, report)
+    assert "$code$" not in report
