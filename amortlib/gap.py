@@ -106,6 +106,19 @@ def _non_negative_int(name: str, value) -> int:
     return int(value)
 
 
+def _gaussian_start(loc, scale, shape, names=("loc", "scale")):
+    """Check and broadcast initial means and standard deviations; return (loc, log scale)."""
+    scale = np.asarray(scale, np.float32)
+    if not np.all(np.isfinite(scale) & (scale > 0)):
+        raise ValueError(f"{names[1]} must be positive and finite")
+    try:
+        loc = np.broadcast_to(np.asarray(loc, np.float32), shape)
+        scale = np.broadcast_to(scale, shape)
+    except ValueError:
+        raise ValueError(f"{names[0]} and {names[1]} must broadcast to shape {shape}") from None
+    return loc, np.log(scale)
+
+
 # ---------------------------------------------------------------- inference functions
 
 
@@ -254,17 +267,9 @@ class Factorized(tf.Module):
         super().__init__(name=name)
         self.num_points = _checks.positive_int("num_points", num_points)
         self.local_dim = _checks.positive_int("local_dim", local_dim)
-        shape = [self.num_points, self.local_dim]
-        scale = np.asarray(scale, np.float32)
-        if not np.all(np.isfinite(scale) & (scale > 0)):
-            raise ValueError("scale must be positive and finite")
-        try:
-            loc = np.broadcast_to(np.asarray(loc, np.float32), shape)
-            scale = np.broadcast_to(scale, shape)
-        except ValueError:
-            raise ValueError(f"loc and scale must broadcast to shape {shape}") from None
+        loc, log_scale = _gaussian_start(loc, scale, [self.num_points, self.local_dim])
         self.loc = tf.Variable(loc, name="loc")
-        self.log_scale = tf.Variable(np.log(scale), name="log_scale")
+        self.log_scale = tf.Variable(log_scale, name="log_scale")
 
     def __call__(self, x):
         """Return ``(loc, scale)``, each ``[N, local_dim]``; ``x`` must have ``N`` rows."""
@@ -355,17 +360,10 @@ class VariationalPosterior(tf.Module):
             )
         self.model = model
         self.local_family = local_family
-        shape = [model.global_dim]
-        theta_scale = np.asarray(theta_scale, np.float32)
-        if not np.all(np.isfinite(theta_scale) & (theta_scale > 0)):
-            raise ValueError("theta_scale must be positive and finite")
-        try:
-            theta_loc = np.broadcast_to(np.asarray(theta_loc, np.float32), shape)
-            theta_scale = np.broadcast_to(theta_scale, shape)
-        except ValueError:
-            raise ValueError(f"theta_loc and theta_scale must broadcast to {shape}") from None
+        theta_loc, theta_log_scale = _gaussian_start(theta_loc, theta_scale, [model.global_dim],
+                                                     names=("theta_loc", "theta_scale"))
         self.theta_loc = tf.Variable(theta_loc, name="theta_loc")
-        self.theta_log_scale = tf.Variable(np.log(theta_scale), name="theta_log_scale")
+        self.theta_log_scale = tf.Variable(theta_log_scale, name="theta_log_scale")
 
     def local(self, x):
         """``(loc, scale)`` of the $q(z_n)$, each ``[N, local_dim]``."""
