@@ -194,3 +194,72 @@ def draw_graph(ax, nodes: Mapping, edges: Sequence, *, title: str = "", radius: 
     ax.axis("off")
     ax.set_title(title, fontsize=11)
     return ax
+
+
+def _style_or(role: str, styles: Mapping | None) -> dict:
+    """The style of ``role``: from ``styles`` if given there, else from `STYLES`."""
+    if styles and role in styles:
+        return dict(styles[role])
+    return _style(role)
+
+
+def plot_density_panels(grid, ys: Sequence[float], curves: Mapping[str, np.ndarray], *,
+                        styles: Mapping[str, dict] | None = None, xlabel: str = "$x$",
+                        ylabel: str = "density"):
+    """One panel per observation, each with several densities on a common grid.
+
+    Args:
+        grid: the horizontal grid, shape ``[n]``.
+        ys: the observations, one panel each.
+        curves: ``{role: values}`` with ``values`` of shape ``[len(ys), n]``; roles are keys of
+            `STYLES` (``"p"``, ``"pq"``, ``"qp"``) or of ``styles``.
+        styles: extra line styles by role (with a ``label``).
+        xlabel, ylabel: axis labels.
+
+    Returns:
+        The matplotlib figure.
+    """
+    grid = np.asarray(grid)
+    fig, axes = plt.subplots(1, len(ys), figsize=(min(9.0, 1.9 * len(ys)), 2.6), sharey=True,
+                             squeeze=False)
+    for i, (ax, y) in enumerate(zip(axes[0], ys)):
+        for role, values in curves.items():
+            ax.plot(grid, np.asarray(values)[i], **_style_or(role, styles))
+        ax.set_title(f"$y = {float(y):g}$")
+        ax.set_xlabel(xlabel)
+    axes[0, 0].set_ylabel(ylabel)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize="small",
+               bbox_to_anchor=(0.5, -0.02), frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    return fig
+
+
+def plot_functions_of_y(y, panels: Mapping[str, Mapping[str, np.ndarray]], *,
+                        styles: Mapping[str, dict] | None = None, xlabel: str = "$y$",
+                        logy: Sequence[str] = ()):
+    """Curves against the observation $y$, one panel per quantity (a network output, a KL).
+
+    Args:
+        y: the observations, shape ``[n]``.
+        panels: ``{ylabel: {role: values}}``, ``values`` of shape ``[n]``; roles as in
+            `plot_density_panels`.
+        styles: extra line styles by role (with a ``label``).
+        xlabel: label of the horizontal axis.
+        logy: the panels (by ylabel) to draw on a logarithmic vertical axis.
+
+    Returns:
+        The matplotlib figure.
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(min(9.0, 3.6 * len(panels)), 2.9),
+                             squeeze=False)
+    for ax, (ylabel, curves) in zip(axes[0], panels.items()):
+        for role, values in curves.items():
+            ax.plot(np.asarray(y), np.asarray(values), **_style_or(role, styles))
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if ylabel in logy:
+            ax.set_yscale("log")
+        ax.legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    return fig
