@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
@@ -274,7 +275,7 @@ def test_docstring_math_becomes_the_math_role():
 
 def test_browser_check_reports_broken_pages(tmp_path, capsys):
     """A tiny site with one defect of each kind: the browser check must report every one."""
-    chapter = browser_check.toc_notebooks()[0]
+    chapter, other_chapter = browser_check.toc_notebooks()[:2]
     (tmp_path / "book").mkdir()
     (tmp_path / "index.html").write_text(
         '<meta http-equiv="Refresh" content="0; url=book/page.html" />')
@@ -288,11 +289,18 @@ ValueError: bad</pre></div>
       <pre>$code$ is fine</pre></main></body></html>""")
     (tmp_path / f"{chapter}.html").write_text(
         "<html><head><title>c</title></head><body><main><p>No figure.</p></main></body></html>")
+    # A second chapter with figures: one too wide for the page, one without alt text.
+    Image.new("RGB", (1000, 200), "white").save(tmp_path / "book" / "wide.png")
+    (tmp_path / f"{other_chapter}.html").write_text(
+        "<html><head><title>d</title></head><body><main><div class='cell_output'>"
+        "<img src='wide.png' alt='a wide figure' style='width: 500px'>"
+        "<img src='wide.png' alt='' style='width: 900px'></div></main></body></html>")
     status = browser_check.main([str(tmp_path)])
     report = capsys.readouterr().out
     assert status == 1
     for expected in ["raw TeX ($...$)", "raw TeX (\\begin{)", "not typeset by MathJax",
                      "image did not load", "error in a cell output", "broken link",
-                     "missing anchor", "chapter shows no figure", "no Colab launch button"]:
+                     "missing anchor", "chapter shows no figure", "no Colab launch button",
+                     "its text shrinks to 50%", "figure without alt text"]:
         assert expected in report, (expected, report)
     assert "$code$" not in report

@@ -10,7 +10,8 @@ typeset and for the images to load, and checks that
   error, and no raw TeX (``$...$``, ``$$``, ``\\(``, ``\\[``, ``\\begin{``, a ``\\command``)
   is left in the text outside code;
 - every image loaded (``naturalWidth > 0``); every chapter (a notebook of the table of
-  contents) shows at least one figure from its outputs, and each has alt text;
+  contents) shows at least one figure from its outputs, each with alt text and not so wide
+  that the page shrinks it below 1/1.4 of its size (its labels would become too small to read);
 - no error appears: no traceback or ``...Error:`` line in a cell's output, no error or stderr
   output block, no Sphinx system message, no JavaScript exception or console error, and no
   resource that failed to load or that needs the network;
@@ -60,6 +61,9 @@ FLAGS = [
 ]
 WIDTH, HEIGHT = 1280, 900  # a laptop browser window, in CSS pixels
 PAGE_TIMEOUT = 60.0  # seconds for a page to load and typeset
+# A figure drawn wider than the page is scaled down, and its labels with it. Matplotlib's inline
+# figures are 100 dpi, so 1.4 times the ~690 px text column is a figure of about 9.5 inches.
+MAX_SHRINK = 1.4
 
 # Raw TeX that MathJax should have replaced, looked for in the text outside code and math.
 RAW_TEX = [
@@ -96,6 +100,7 @@ INSPECT_JS = r"""
   const images = Array.from(main.querySelectorAll('img')).map(img => ({
       src: img.getAttribute('src'), alt: img.getAttribute('alt') || '',
       ok: img.complete && img.naturalWidth > 0, width: img.naturalWidth,
+      shown: Math.round(img.getBoundingClientRect().width),
       output: !!img.closest('.cell_output')}));
   const ids = Array.from(document.querySelectorAll('[id]')).map(e => e.id)
       .concat(Array.from(document.querySelectorAll('a[name]')).map(e => e.name));
@@ -339,6 +344,11 @@ def check_page(browser: Chromium, html_root: Path, page: Path, shots: Path | Non
         if not figures:
             problems.append("chapter shows no figure (no image in its cell outputs)")
         for image in figures:
+            if image["shown"] and image["width"] > MAX_SHRINK * image["shown"]:
+                problems.append(
+                    f"figure {image['src']} is {image['width']} px wide but shown at "
+                    f"{image['shown']} px: its text shrinks to {image['shown'] / image['width']:.0%}"
+                    " (keep figures within about 9 inches)")
             alt = image["alt"].strip()
             if not alt or alt == image["src"] or re.fullmatch(r"\S+\.(png|svg|jpe?g)", alt):
                 problems.append(f"figure without alt text: {image['src']}")
