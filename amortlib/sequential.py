@@ -25,7 +25,9 @@ linear function of features, which is A-VI with an affine inference function or 
 function of a discrete input.
 
 Exact computations use NumPy in float64 with dense matrices, which is fine for $N$ up to a
-few thousand; `log_joint` is TensorFlow, for training with `amortlib.gap`.
+few thousand. `SawTimeSeries` is an `amortlib.hierarchical.HierarchicalModel` (its
+``log_joint`` is TensorFlow), so `amortlib.gap` trains F-VI and A-VI on it;
+`GaussianHMM.log_joint` is NumPy, for exact checks.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from amortlib.hierarchical import HierarchicalModel
 
 __all__ = [
     "MeanField",
+    "GaussianLatents",
     "SawTimeSeries",
     "GaussianHMM",
     "mean_field_optimum",
@@ -291,11 +294,43 @@ def _normal_log_prob(value, loc, scale):
     return -0.5 * ((value - loc) / scale) ** 2 - tf.math.log(scale) - 0.5 * _LOG_2PI
 
 
+class GaussianLatents:
+    r"""Mixin for models whose log joint is quadratic in the latents, given the data.
+
+    Subclasses define ``precision(x)`` ($\Lambda$) and ``linear_term(x)`` ($h$); the posterior
+    is then $\mathcal N(\Lambda^{-1} h, \Lambda^{-1})$ and F-VI's optimum is exact.
+    """
+
+    def precision(self, x) -> np.ndarray:
+        """The posterior precision $\\Lambda$ given data ``x``."""
+        raise NotImplementedError
+
+    def linear_term(self, x) -> np.ndarray:
+        """The linear term $h$ given data ``x``."""
+        raise NotImplementedError
+
+    def posterior_mean(self, x) -> np.ndarray:
+        r"""The exact posterior mean $\Lambda^{-1} h$ of the latents."""
+        return np.linalg.solve(self.precision(x), self.linear_term(x))
+
+    def posterior_covariance(self, x) -> np.ndarray:
+        r"""The exact posterior covariance $\Lambda^{-1}$ of the latents."""
+        return np.linalg.inv(self.precision(x))
+
+    def fvi_optimum(self, x) -> MeanField:
+        r"""F-VI's optimum: the posterior means and the variances $1/\Lambda_{ii}$.
+
+        The latents are in the order of ``precision``: for `SawTimeSeries` $\theta$ first, then
+        $z_1, \dots, z_N$.
+        """
+        return mean_field_optimum(self.precision(x), self.linear_term(x))
+
+
 # ---------------------------------------------------------------------------------------------
 # The saw time series
 
 
-class SawTimeSeries(HierarchicalModel):
+class SawTimeSeries(GaussianLatents, HierarchicalModel):
     r"""The saw time series: each local latent links the previous observation to the current one.
 
     .. math::
@@ -412,18 +447,6 @@ class SawTimeSeries(HierarchicalModel):
              self.alpha * previous / self.latent_sd**2 + x / self.observation_sd**2]
         )
 
-    def posterior_mean(self, x) -> np.ndarray:
-        r"""The exact posterior mean of $(\theta, z_1, \dots, z_N)$."""
-        return np.linalg.solve(self.precision(x), self.linear_term(x))
-
-    def posterior_covariance(self, x) -> np.ndarray:
-        r"""The exact posterior covariance $\Lambda^{-1}$ of $(\theta, z_1, \dots, z_N)$."""
-        return np.linalg.inv(self.precision(x))
-
-    def fvi_optimum(self, x) -> MeanField:
-        r"""F-VI's optimum: means and variances of $q(\theta)$ (first) and of each $q(z_n)$."""
-        return mean_field_optimum(self.precision(x), self.linear_term(x))
-
     def optimal_elbo(self, x) -> float:
         """The ELBO at F-VI's optimum, exactly (`mean_field_elbo`)."""
         x = _observations(x)
@@ -481,7 +504,7 @@ class SawTimeSeries(HierarchicalModel):
 # The Gaussian hidden Markov model
 
 
-class GaussianHMM:
+class GaussianHMM(GaussianLatents):
     r"""A hidden Markov model with Gaussian transitions and emissions (linear-Gaussian).
 
     .. math::
@@ -590,18 +613,6 @@ class GaussianHMM:
     def linear_term(self, x) -> np.ndarray:
         r"""The linear term $h = x / \sigma_x^2$."""
         return _observations(x) / self.observation_sd**2
-
-    def posterior_mean(self, x) -> np.ndarray:
-        """The exact posterior mean of $z$ (the Kalman smoother's means)."""
-        return np.linalg.solve(self.precision(x), self.linear_term(x))
-
-    def posterior_covariance(self, x) -> np.ndarray:
-        r"""The exact posterior covariance $\Lambda^{-1}$ of $z$."""
-        return np.linalg.inv(self.precision(x))
-
-    def fvi_optimum(self, x) -> MeanField:
-        """F-VI's optimum: the exact posterior means and variances $1/\\Lambda_{nn}$."""
-        return mean_field_optimum(self.precision(x), self.linear_term(x))
 
     def optimal_elbo(self, x) -> float:
         """The ELBO at F-VI's optimum, exactly (`mean_field_elbo`)."""
