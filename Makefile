@@ -16,11 +16,13 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 
 # The Colab-like environment: only these four packages are pinned (Google Colab's versions,
 # mid-2026); everything else comes from `pip install .`, that is from amortlib's own loose
-# requirements in pyproject.toml, as it would on Colab. The test runner (pytest, nbval,
-# ipykernel) is added at the versions pinned in requirements.txt.
+# requirements in pyproject.toml, as it would on Colab. Chapters also import SciPy and
+# scikit-learn, which Colab preinstalls: they are added at the versions of requirements.txt
+# (which match Colab's), and so is the test runner (pytest, nbval, ipykernel).
 COLAB_VENV := .venv-colab
 COLAB_BIN := $(COLAB_VENV)/bin
 COLAB_PINS := tensorflow==2.20.0 tensorflow-probability==0.25.0 tf-keras==2.20.1 numpy==2.1.3
+COLAB_PREINSTALLED = $(shell grep -E '^(scipy|scikit-learn)==' requirements.txt)
 RUNNER_PINS = $(shell grep -E '^(pytest|nbval|ipykernel)==' requirements.txt)
 # The notebooks of the table of contents, in reading order.
 NOTEBOOKS = $(wildcard $(addsuffix .ipynb,$(shell sed -n 's/^ *- *file: *//p' _toc.yml)))
@@ -54,7 +56,7 @@ $(COLAB_VENV)/.installed: Makefile requirements.txt pyproject.toml
 	rm -rf $(COLAB_VENV)
 	$(PYTHON) -m venv $(COLAB_VENV)
 	$(COLAB_BIN)/python -m pip install --quiet --upgrade pip
-	$(COLAB_BIN)/python -m pip install --quiet $(COLAB_PINS) $(RUNNER_PINS) .
+	$(COLAB_BIN)/python -m pip install --quiet $(COLAB_PINS) $(COLAB_PREINSTALLED) $(RUNNER_PINS) .
 	$(COLAB_BIN)/python -m pip check
 	$(COLAB_BIN)/python -c 'import sys; from importlib.metadata import version; \
 	  bad = [p for p in sys.argv[1:] if version(p.split("==")[0]) != p.split("==")[1]]; \

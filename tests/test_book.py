@@ -256,6 +256,30 @@ def test_public_names_have_docstrings(name):
     assert not undocumented, undocumented
 
 
+def test_library_imports_are_declared_in_pyproject():
+    """amortlib installs with `pip install .`: every package it imports must be a dependency."""
+    import ast
+    import importlib.metadata as metadata
+    import tomllib
+
+    declared = {re.split(r"[<>=!~;\[ ]", d)[0].lower().replace("_", "-")
+                for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+                ["dependencies"]}
+    distributions = metadata.packages_distributions()
+    imported = set()
+    for path in (ROOT / "amortlib").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = {m for m in imported - set(sys.stdlib_module_names) - {"amortlib", "__future__"}}
+    needed = {m: {d.lower().replace("_", "-") for d in distributions.get(m, [m])}
+              for m in third_party}
+    undeclared = sorted(m for m, dists in needed.items() if not dists & declared)
+    assert not undeclared, f"imported by amortlib but not in pyproject.toml: {undeclared}"
+
+
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples_run(name):
     module = importlib.import_module(f"amortlib.{name}")
