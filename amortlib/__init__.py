@@ -7,7 +7,10 @@ Modules, named after the ideas of the book:
 - `amortlib.losses`: the qp loss (negative ELBO) and the pq loss (inference compilation);
 - `amortlib.training`: `fit`, the one compiled training loop;
 - `amortlib.evaluation`: exact KL divergences to the posterior, both directions;
-- `amortlib.plots`: the book's figure style.
+- `amortlib.plots`: the book's figure style;
+- `amortlib.hierarchical`: models with global and local latents (linear, nonlinear, Bayesian decoder);
+- `amortlib.gap`: F-VI, A-VI, the amortization gap, convergence and the refinement diagnostic;
+- `amortlib.sequential`: the saw time series and Gaussian hidden Markov models.
 """
 
 import os
@@ -15,6 +18,7 @@ import os
 # TensorFlow's C++ start-up chatter (CUDA probes, CPU feature notes) is noise for a reader.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from amortlib import gap, hierarchical, sequential  # noqa: E402
 from amortlib.evaluation import forward_kl, kl_divergence, reverse_kl  # noqa: E402
 from amortlib.losses import pq_loss, qp_loss  # noqa: E402
 from amortlib.models import GaussianUnknownMean, LatentVariableModel, LinearGaussianParams  # noqa: E402
@@ -24,6 +28,9 @@ from amortlib.training import History, fit, minimize  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
+    "gap",
+    "hierarchical",
+    "sequential",
     "GaussianUnknownMean",
     "History",
     "LatentVariableModel",
