@@ -599,7 +599,7 @@ def steps_to_converge(history: History, target: float, *, rel_tol: float = 0.01,
 
 
 def fvi_refinement(model: HierarchicalModel, posterior: VariationalPosterior, x, *,
-                   num_steps: int = 200, learning_rate: float = 0.01, sample_size: int = 1,
+                   num_steps: int = 200, learning_rate: float = 3e-4, sample_size: int = 1,
                    eval_sample_size: int = 100, seed: int = 0) -> Refinement:
     r"""The diagnostic of Margossian and Blei: a few F-VI steps started from a (A-VI) solution.
 
@@ -613,7 +613,10 @@ def fvi_refinement(model: HierarchicalModel, posterior: VariationalPosterior, x,
         posterior: the solution to refine (not modified).
         x: the data.
         num_steps: F-VI steps.
-        learning_rate: Adam's learning rate (small: we start near an optimum).
+        learning_rate: Adam's learning rate. Keep it small: Adam moves every one of the
+            2N + 2 free parameters by about one learning rate per step whatever its gradient, so
+            from a converged solution a large rate (1e-2) lowers the ELBO by jitter alone and
+            the diagnostic reads a negative gain.
         sample_size: draws per step.
         eval_sample_size: paired draws for the gain estimate (>= 2).
         seed: an integer seed.
