@@ -100,14 +100,9 @@ def probability_vector(name: str, value, *, atol: float = 1e-6) -> np.ndarray:
         ValueError: unless `value` is a non-empty 1-D sequence of finite, non-negative numbers
             that sum to one (within `atol`).
     """
-    try:
-        probs = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a sequence of probabilities, got {value!r}") from None
-    if probs.ndim != 1 or probs.size == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D sequence, got shape {probs.shape}")
-    if not np.all(np.isfinite(probs)) or np.any(probs < 0):
-        raise ValueError(f"{name} must be finite and non-negative, got {probs.tolist()}")
+    probs = real_vector(name, value)
+    if np.any(probs < 0):
+        raise ValueError(f"{name} must be non-negative, got {probs.tolist()}")
     if abs(probs.sum() - 1.0) > atol:
         raise ValueError(f"{name} must sum to one, got sum {probs.sum():.6g}")
     return probs
@@ -137,3 +132,18 @@ def real_vector(name: str, value, *, size: int | None = None, positive: bool = F
     if positive and np.any(values <= 0):
         raise ValueError(f"{name} must be positive, got {values.tolist()}")
     return values
+
+
+def integer_seed(value, name: str = "seed"):
+    """Like `seed`, but require an integer: a run that must be reproducible cannot take None."""
+    if value is None or isinstance(value, tf.Tensor):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    return seed(value, name)
+
+
+def trainable_list(variables, name: str = "variables") -> list:
+    """Return ``variables`` as a list, or raise if it is empty."""
+    variables = list(variables)
+    if not variables:
+        raise ValueError(f"{name} must not be empty")
+    return variables

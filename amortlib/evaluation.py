@@ -240,12 +240,8 @@ def gradient_samples(loss_fn, variables, *, num_samples: int, seed: int = 0) -> 
         [(5,)]
     """
     num_samples = _checks.positive_int("num_samples", num_samples)
-    if seed is None or isinstance(seed, tf.Tensor):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
-    base = _checks.seed(seed)
-    variables = list(variables)
-    if not variables:
-        raise ValueError("variables must not be empty")
+    base = _checks.integer_seed(seed)
+    variables = _checks.trainable_list(variables)
 
     @tf.function(autograph=True)
     def run():

@@ -123,9 +123,7 @@ def score_function_qp_loss(model, q, y, support, *, sample_size: int, baseline: 
     Draws all latents from ``q`` (the continuous ones reparameterised given the discrete ones
     $c$) and returns a *surrogate* whose value is the Monte Carlo estimate of the loss and whose
     gradient is the unbiased estimate
-    $
-abla_\phi f + (f - b)\, 
-abla_\phi \log q_\phi(c \mid y)$, with
+    $\nabla_\phi f + (f - b)\, \nabla_\phi \log q_\phi(c \mid y)$, with
     $f = \log q_\phi - \log p$ and $b$ the leave-one-out mean of $f$ over the other draws for
     the same $y$ (or $b = 0$ without ``baseline``). Called by `qp_loss`, which checks arguments.
 
@@ -166,8 +164,8 @@ def enumerated_qp_loss(model, q, y, support, *, sample_size: int = 1, seed=None)
     r"""The qp loss with the discrete latents summed out exactly.
 
     .. math::
-        \mathcal L_{qp} = rac1B \sum_{b} \sum_{c} q_\phi(c \mid y_b)\,
-        \mathbb E_{q_\phi(x \mid y_b, c)}ig[\log q_\phi(c, x \mid y_b) - \log p(c, x, y_b)ig],
+        \mathcal L_{qp} = \frac1B \sum_{b} \sum_{c} q_\phi(c \mid y_b)\,
+        \mathbb E_{q_\phi(x \mid y_b, c)}\big[\log q_\phi(c, x \mid y_b) - \log p(c, x, y_b)\big],
 
     one pass per joint value $c$ of the discrete latents (see `discrete_configurations`), with
     ``sample_size`` reparameterised draws of the continuous latents in each. The weights
