@@ -51,7 +51,8 @@ def qp_loss(model, q_net, y, *, sample_size: int = 1, estimator: str = "reparame
 
     - ``"reparameterize"``: all latents continuous; the draws are differentiable functions of
       $\phi$ (the default, and the only choice for continuous-only $q$);
-    - ``"enumerate"``: sum over every value $c$ of the discrete latents (``model.discrete_support``),
+    - ``"enumerate"``: sum over every value $c$ of the discrete latents
+      (``model.discrete_support``),
       $\sum_c q_\phi(c \mid y)\, \mathbb E_{q_\phi(x \mid y, c)}[f]$, with the continuous
       latents reparameterised; exact in the discrete part, at the cost of one pass per value;
     - ``"reinforce"``: draw the discrete latents too and add the score-function term

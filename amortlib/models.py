@@ -217,7 +217,7 @@ class _GaussianMixtureBase(LatentVariableModel):
         return tfd.Categorical(logits=logits), tfd.Normal(loc, scale)
 
     def marginal_posterior(self, y) -> tfd.MixtureSameFamily:
-        r"""The posterior of $x$ alone, $p(x \mid y) = \sum_k p(z = k \mid y)\, p(x \mid y, z = k)$."""
+        r"""The posterior of $x$ alone, $\sum_k p(z = k \mid y)\, p(x \mid y, z = k)$."""
         return tfd.MixtureSameFamily(*self.component_posterior(y))
 
     def evidence(self) -> tfd.MixtureSameFamily:
@@ -299,13 +299,14 @@ class GaussianMixtureExplicit(_GaussianMixtureBase):
         self.joint = tfd.JointDistributionNamed(
             dict(
                 z=mixing,
-                x=lambda z: tfd.Normal(_select(component.loc, z, k), _select(component.scale, z, k)),
+                x=lambda z: tfd.Normal(_select(component.loc, z, k),
+                                       _select(component.scale, z, k)),
                 y=lambda x: tfd.Normal(x, self.sigma),
             )
         )
 
     def posterior(self, y) -> tfd.JointDistributionNamed:
-        r"""The exact posterior $p(z, x \mid y) = p(z \mid y)\, p(x \mid y, z)$, batched over ``y``."""
+        r"""The exact posterior $p(z \mid y)\, p(x \mid y, z)$, batched over ``y``."""
         z_given_y, x_given_yz = self.component_posterior(y)
         k = self.num_components
         return tfd.JointDistributionNamed(
@@ -444,7 +445,10 @@ class OpenUniverseMixture(LatentVariableModel):
         )
 
     def evidence(self) -> tfd.MixtureSameFamily:
-        r"""$p(y) = \rho_1 \mathcal N(y;\ \mu_0, v) + \rho_2 \sum_z \pi_z \mathcal N(y;\ \mu_z, v)$."""
+        r"""$p(y) = \rho_1 \mathcal N(y;\ \mu_0, v) + \rho_2 \sum_z \pi_z \mathcal N(y;\ \mu_z, v)$.
+
+        Here $v = s^2 + \sigma^2$.
+        """
         weights, locs, scales = self._all_components()
         return tfd.MixtureSameFamily(
             tfd.Categorical(probs=tf.constant(weights, _checks.DTYPE)),

@@ -176,7 +176,7 @@ class MLPGaussian(_Standardised):
 
 
 class CategoricalGaussian(_Standardised):
-    r"""$q_\phi(z, x \mid y) = q_\phi(z \mid y)\, q_\phi(x \mid y, z)$: a categorical, then a Gaussian.
+    r"""$q_\phi(z \mid y)\, q_\phi(x \mid y, z)$: a categorical, then a Gaussian.
 
     $q(z \mid y) = \mathrm{Categorical}(\mathrm{softmax}\ \eta^{z}(y))$ and
     $q(x \mid y, z) = \mathcal N(\eta^{\mu}(y, z), \eta^{\sigma}(y, z)^2)$, three MLPs; the
@@ -227,11 +227,12 @@ class CategoricalGaussian(_Standardised):
         y = _checks.observations(y)
         every_z = tf.broadcast_to(tf.range(self.num_components),
                                   tf.concat([tf.shape(y), [self.num_components]], 0))
-        return tfd.MixtureSameFamily(self.z_given_y(y), self.x_given_yz(y[..., tf.newaxis], every_z))
+        return tfd.MixtureSameFamily(self.z_given_y(y),
+                                     self.x_given_yz(y[..., tf.newaxis], every_z))
 
 
 class OpenUniverseNetwork(_Standardised):
-    r"""Inference network for `OpenUniverseMixture`: $q(k \mid y)\, q(z \mid y, k)\, q(x \mid y, k, z)$.
+    r"""The inference network for `OpenUniverseMixture`, one head per part of the latents.
 
     - $q(k \mid y)$ on $\{1, 2\}$ from an MLP;
     - $q(z \mid y, k = 2)$ from an MLP; for $k = 1$, $z$ is the padding variable of the model and

@@ -34,7 +34,8 @@ ALL_MODELS = [
 
 
 def configurations(model):
-    return losses.discrete_configurations(model.discrete_support) if model.discrete_support else [{}]
+    support = model.discrete_support
+    return losses.discrete_configurations(support) if support else [{}]
 
 
 @pytest.mark.parametrize("model", ALL_MODELS, ids=repr)
@@ -235,7 +236,8 @@ def test_importance_resampling_approaches_the_posterior():
     latents, _ = evaluation.importance_resample(models.GaussianMixtureExplicit(), 30.0, 20_000,
                                                 seed=1)
     frequency = np.mean(latents["z"].numpy() == 1)
-    p1 = float(models.GaussianMixtureExplicit().component_posterior([30.0])[0].probs_parameter()[0, 1])
+    z_post = models.GaussianMixtureExplicit().component_posterior([30.0])[0]
+    p1 = float(z_post.probs_parameter()[0, 1])
     assert abs(frequency - p1) < 0.03
 
 
