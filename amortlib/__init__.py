@@ -19,28 +19,59 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from amortlib import gap, hierarchical, sequential  # noqa: E402
-from amortlib.evaluation import forward_kl, kl_divergence, reverse_kl  # noqa: E402
-from amortlib.losses import pq_loss, qp_loss  # noqa: E402
-from amortlib.models import GaussianUnknownMean, LatentVariableModel, LinearGaussianParams  # noqa: E402
-from amortlib.networks import LinearGaussian  # noqa: E402
+from amortlib.evaluation import (  # noqa: E402
+    forward_kl,
+    gradient_samples,
+    importance_resample,
+    kl_divergence,
+    reverse_kl,
+    total_variation,
+)
+from amortlib.losses import discrete_configurations, pq_loss, qp_loss  # noqa: E402
+from amortlib.models import (  # noqa: E402
+    GaussianMixtureExplicit,
+    GaussianMixturePrior,
+    GaussianUnknownMean,
+    LatentVariableModel,
+    LinearGaussianParams,
+    OpenUniverseMixture,
+)
+from amortlib.networks import (  # noqa: E402
+    MLP,
+    CategoricalGaussian,
+    LinearGaussian,
+    MLPGaussian,
+    OpenUniverseNetwork,
+)
 from amortlib.training import History, fit, minimize  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "gap",
-    "hierarchical",
-    "sequential",
+    "CategoricalGaussian",
+    "GaussianMixtureExplicit",
+    "GaussianMixturePrior",
     "GaussianUnknownMean",
     "History",
     "LatentVariableModel",
     "LinearGaussian",
     "LinearGaussianParams",
+    "MLP",
+    "MLPGaussian",
+    "OpenUniverseMixture",
+    "OpenUniverseNetwork",
+    "discrete_configurations",
     "fit",
     "forward_kl",
+    "gap",
+    "gradient_samples",
+    "hierarchical",
+    "importance_resample",
     "kl_divergence",
     "minimize",
     "pq_loss",
     "qp_loss",
     "reverse_kl",
+    "sequential",
+    "total_variation",
 ]

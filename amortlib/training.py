@@ -22,7 +22,7 @@ import tf_keras
 from tqdm.auto import tqdm
 
 from amortlib import _checks
-from amortlib.losses import LOSSES, pq_loss, qp_loss
+from amortlib.losses import ESTIMATORS, LOSSES, pq_loss, qp_loss
 
 __all__ = ["History", "fit", "minimize"]
 
@@ -172,6 +172,8 @@ def fit(
     learning_rate: float = 0.05,
     anneal: bool = True,
     sample_size: int = 1,
+    estimator: str = "reparameterize",
+    baseline: bool = True,
     trace_fn: Callable[[tf.Module], dict] | None = None,
     seed: int = 0,
     progress: bool = True,
@@ -193,6 +195,10 @@ def fit(
             at the last step, which removes most of the final jitter of stochastic gradients;
             if False it stays constant.
         sample_size: samples from $q$ per observation for the qp loss.
+        estimator: how the qp loss handles the latents (see `amortlib.losses.qp_loss`):
+            ``"reparameterize"``, ``"enumerate"`` (sum over discrete latents) or ``"reinforce"``
+            (score-function estimator).
+        baseline: with ``"reinforce"``, use the leave-one-out baseline.
         trace_fn: optional ``trace_fn(q_net) -> {name: scalar}``, recorded after every step.
         seed: an integer seed; the run is a deterministic function of it.
         progress: show a progress bar.
@@ -213,6 +219,7 @@ def fit(
         [0.5, 0.0, 0.71]
     """
     _checks.one_of("loss", loss, LOSSES)
+    _checks.one_of("estimator", estimator, ESTIMATORS)
     batch_size = _checks.positive_int("batch_size", batch_size)
     sample_size = _checks.positive_int("sample_size", sample_size)
     if not q_net.trainable_variables:
@@ -222,7 +229,8 @@ def fit(
         data_seed, q_seed = tfp.random.split_seed(step_seed)
         latents, y = model.sample(batch_size, seed=data_seed)
         if loss == "qp":
-            return qp_loss(model, q_net, y, sample_size=sample_size, seed=q_seed)
+            return qp_loss(model, q_net, y, sample_size=sample_size, estimator=estimator,
+                           baseline=baseline, seed=q_seed)
         return pq_loss(q_net, latents, y)
 
     return minimize(

@@ -95,3 +95,29 @@ def test_minimize_finds_the_minimum_of_a_noisy_quadratic():
 def test_minimize_rejects_no_variables():
     with pytest.raises(ValueError, match="variables"):
         minimize(lambda seed: tf.constant(0.0), [], num_steps=1, learning_rate=0.1)
+
+
+@pytest.mark.parametrize("estimator", ["enumerate", "reinforce"])
+def test_fit_passes_the_estimator_to_the_qp_loss(estimator):
+    """fit(..., estimator=e) is minimize on qp_loss(..., estimator=e) with fit's seeding."""
+    from amortlib import CategoricalGaussian, GaussianMixtureExplicit, qp_loss
+    from amortlib.training import minimize
+
+    model = GaussianMixtureExplicit()
+    fitted = fit(model, CategoricalGaussian(), "qp", estimator=estimator, sample_size=4,
+                 num_steps=5, batch_size=64, seed=3, progress=False)
+    q_net = CategoricalGaussian()
+
+    def loss_fn(step_seed):
+        data_seed, q_seed = tfp.random.split_seed(step_seed)
+        _, y = model.sample(64, seed=data_seed)
+        return qp_loss(model, q_net, y, sample_size=4, estimator=estimator, seed=q_seed)
+
+    direct = minimize(loss_fn, q_net.trainable_variables, num_steps=5, learning_rate=0.05,
+                      seed=3, progress=False)
+    np.testing.assert_allclose(fitted.loss, direct.loss, rtol=1e-5)
+
+
+def test_fit_rejects_an_unknown_estimator():
+    with pytest.raises(ValueError, match="estimator"):
+        fit(GaussianUnknownMean(), LinearGaussian(), "qp", estimator="relax", progress=False)
