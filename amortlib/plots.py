@@ -40,7 +40,8 @@ def plot_traces(histories: Mapping, targets: Mapping[str, float], *, labels: Map
         The matplotlib figure.
     """
     labels = dict(labels or {})
-    fig, axes = plt.subplots(1, len(targets), figsize=(3.6 * len(targets), 3.0), squeeze=False)
+    width = min(9.0, 3.0 * len(targets))
+    fig, axes = plt.subplots(1, len(targets), figsize=(width, 3.0), squeeze=False)
     for ax, (name, target) in zip(axes[0], targets.items()):
         for role, history in histories.items():
             values = history.trace[name]
