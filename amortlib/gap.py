@@ -72,6 +72,7 @@ __all__ = [
     "fit_vi",
     "fvi_refinement",
     "steps_to_converge",
+    "traced_elbo",
 ]
 
 _HALF_LOG_2PI_E = 0.5 * math.log(2 * math.pi * math.e)
@@ -469,6 +470,26 @@ def exact_elbo(model: HierarchicalModel, posterior: VariationalPosterior, x) -> 
         x, float(posterior.theta_loc.numpy()[0]), float(np.exp(posterior.theta_log_scale.numpy()[0])),
         loc.numpy()[:, 0], scale.numpy()[:, 0],
     )
+
+
+def traced_elbo(model: HierarchicalModel, posterior: VariationalPosterior, x) -> tf.Tensor:
+    """The exact ELBO as a tensor, cheap enough to record at every step of `fit_vi`.
+
+    For models that define ``expected_log_joint(x, theta_mean, theta_sd, z_mean, z_sd)``
+    (`LinearModel`): that expectation plus the exact entropy of $q$. Use it in a ``trace_fn``,
+    ``trace_fn=lambda q: {"elbo": traced_elbo(model, q, x)}``, to apply a convergence rule to the
+    ELBO itself rather than to its noisy one-draw estimate.
+
+    Raises:
+        ValueError: if the model has no ``expected_log_joint``.
+    """
+    if not hasattr(model, "expected_log_joint") or model.global_dim != 1 or model.local_dim != 1:
+        raise ValueError(f"model {model!r} has no exact expected_log_joint")
+    loc, scale = posterior.local(x)
+    expected = model.expected_log_joint(x, posterior.theta_loc[0],
+                                        tf.exp(posterior.theta_log_scale[0]),
+                                        loc[:, 0], scale[:, 0])
+    return expected + posterior.entropy(x)
 
 
 def elbo_difference(model: HierarchicalModel, posterior_a: VariationalPosterior,

@@ -209,3 +209,21 @@ def test_elbo_needs_two_draws(linear):
     with pytest.raises(ValueError, match="sample_size"):
         gap.elbo_difference(model, post, post, x, sample_size=1)
     assert math.isfinite(gap.elbo(model, post, x, sample_size=2).value)
+
+
+def test_traced_elbo_is_the_exact_elbo_inside_a_compiled_loop():
+    model = LinearModel(tau=1.3, sigma=0.7)
+    _, _, x = model.sample(300, seed=5)
+    posterior, history = gap.fit_vi(
+        model, gap.Amortized(gap.Polynomial(1)), x, num_steps=50, learning_rate=0.05, seed=1,
+        trace_fn=lambda q: {"elbo": gap.traced_elbo(model, q, x)})
+    # The last traced value is the closed-form (float64) ELBO of the final parameters.
+    exact = gap.exact_elbo(model, posterior, x)
+    assert history.trace["elbo"][-1] == pytest.approx(exact, rel=1e-5)
+
+
+def test_traced_elbo_needs_the_expectation():
+    model = NonlinearModel()
+    _, _, x = model.sample(10, seed=0)
+    with pytest.raises(ValueError, match="expected_log_joint"):
+        gap.traced_elbo(model, gap.VariationalPosterior(model, gap.Factorized(10)), x)
