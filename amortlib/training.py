@@ -94,12 +94,8 @@ def minimize(
     """
     num_steps = _checks.positive_int("num_steps", num_steps)
     learning_rate = _checks.positive_scalar("learning_rate", learning_rate)
-    if seed is None or isinstance(seed, tf.Tensor):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
-    base_seed = _checks.seed(seed)
-    variables = list(variables)
-    if not variables:
-        raise ValueError("variables must not be empty: there is nothing to train")
+    base_seed = _checks.integer_seed(seed)
+    variables = _checks.trainable_list(variables)
 
     if anneal:
         learning_rate = tf_keras.optimizers.schedules.CosineDecay(
