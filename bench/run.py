@@ -5,8 +5,9 @@ bench-results/results.json and prints the table. Every figure is the median of s
 its spread (min-max). Sections can be chosen with --only; --repeats sets the number of runs.
 
 Sections:
-  compiled   steps/s of amortlib's compiled `fit` vs a plain eager TensorFlow loop (same loss,
-             network, optimizer and batch size), Gaussian unknown mean, qp and pq losses.
+  compiled   steps/s of amortlib's compiled `fit` vs a plain eager TensorFlow loop with Keras's
+             Adam (same loss, network, Adam update and batch size), Gaussian unknown mean, qp
+             and pq losses.
   accuracy   wall time until |a-a*|, |b-b*|, |c-c*| < 0.01: amortlib's default recipe vs the
              source's recipe (Adam 1e-3, one draw per step, up to 20,000 steps).
   gap        A-VI vs F-VI on the linear hierarchical model: steps and wall time to 1% of the

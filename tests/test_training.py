@@ -121,3 +121,55 @@ def test_fit_passes_the_estimator_to_the_qp_loss(estimator):
 def test_fit_rejects_an_unknown_estimator():
     with pytest.raises(ValueError, match="estimator"):
         fit(GaussianUnknownMean(), LinearGaussian(), "qp", estimator="relax", progress=False)
+
+
+def adam_reference(gradient, start, *, num_steps, learning_rate, anneal):
+    """Adam written out in NumPy float64 from Kingma and Ba's algorithm, Keras's defaults."""
+    beta1, beta2, epsilon = 0.9, 0.999, 1e-7
+    w = [np.array(p, np.float64) for p in start]
+    m = [np.zeros_like(p) for p in w]
+    v = [np.zeros_like(p) for p in w]
+    for t in range(num_steps):
+        rate = learning_rate
+        if anneal:  # cosine from the rate down to 1% of it
+            rate *= 0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * t / num_steps))
+        for i, g in enumerate(gradient(*w)):
+            m[i] = beta1 * m[i] + (1 - beta1) * g
+            v[i] = beta2 * v[i] + (1 - beta2) * g**2
+            m_hat, v_hat = m[i] / (1 - beta1 ** (t + 1)), v[i] / (1 - beta2 ** (t + 1))
+            w[i] = w[i] - rate * np.sqrt(1 - beta2 ** (t + 1)) * m_hat / (
+                np.sqrt(v_hat) * np.sqrt(1 - beta2 ** (t + 1)) + epsilon)
+    return w
+
+
+@pytest.mark.parametrize("anneal", [True, False])
+def test_minimize_takes_adams_steps(anneal):
+    """The fused update is Adam with Keras's constants, checked against NumPy in float64.
+
+    The bias-corrected form above is Keras's: epsilon is added to sqrt(v) before the correction
+    sqrt(1 - beta2^t), not after. The only float32 quantity in `minimize` is the learning rate.
+    """
+    target = np.array([[1.0, -2.0, 0.5], [3.0, 0.0, -1.0]])
+
+    def loss(matrix, scalar):
+        return tf.reduce_sum((matrix - target) ** 4) + (scalar - 0.3) ** 2 * tf.reduce_sum(matrix**2)
+
+    def gradient(matrix, scalar):
+        return (4 * (matrix - target) ** 3 + 2 * (scalar - 0.3) ** 2 * matrix,
+                2 * (scalar - 0.3) * np.sum(matrix**2))
+
+    start = [np.zeros([2, 3]), np.array(1.5)]
+    variables = [tf.Variable(p, dtype=tf.float64) for p in start]
+    minimize(lambda seed: loss(*variables), variables, num_steps=40, learning_rate=0.05,
+             anneal=anneal, progress=False)
+    expected = adam_reference(gradient, start, num_steps=40, learning_rate=0.05, anneal=anneal)
+    for ours, exact in zip(variables, expected):
+        np.testing.assert_allclose(ours.numpy(), exact, rtol=1e-7)
+    assert not np.allclose(expected[0], 0.0)  # it moved
+
+
+def test_minimize_leaves_variables_without_a_gradient_alone():
+    used, unused = tf.Variable(0.0), tf.Variable(2.0)
+    minimize(lambda seed: (used - 1.0) ** 2, [used, unused], num_steps=300, learning_rate=0.1,
+             progress=False)
+    assert used.numpy() == pytest.approx(1.0, abs=0.01) and unused.numpy() == 2.0
