@@ -203,12 +203,12 @@ class LinearModel(HierarchicalModel):
     def gaussian_elbo(self, x, theta_mean, theta_sd, z_mean, z_sd) -> float:
         r"""The exact ELBO of a mean-field Gaussian $q(\theta) \prod_n q(z_n)$, in float64.
 
-        With $q(\theta) = \mathcal N(m, v)$ and $q(z_n) = \mathcal N(\mu_n, w_n)$,
+        With $q(\theta) = \mathcal N(m_\theta, v_\theta)$ and $q(z_n) = \mathcal N(m_n, v_n)$,
 
         .. math::
-            \mathrm{ELBO} = \sum_n \Big[-\log 2\pi - \log\sigma - \frac{\mu_n^2 + w_n}{2}
-            - \frac{(x_n - m - \tau\mu_n)^2 + v + \tau^2 w_n}{2\sigma^2}
-            + \frac12 \log(2\pi e\, w_n)\Big] + \frac12 \log(2\pi e\, v).
+            \mathrm{ELBO} = \sum_n \Big[-\log 2\pi - \log\sigma - \frac{m_n^2 + v_n}{2}
+            - \frac{(x_n - m_\theta - \tau m_n)^2 + v_\theta + \tau^2 v_n}{2\sigma^2}
+            + \frac12 \log(2\pi e\, v_n)\Big] + \frac12 \log(2\pi e\, v_\theta).
 
         Args:
             x: data, shape [N].
@@ -240,7 +240,8 @@ class LinearModel(HierarchicalModel):
 
         The log joint is quadratic in $(\theta, z)$, so its expectation is its value at the
         means minus half the curvature times the variances:
-        $\log p(m, \mu, x) - \tfrac12\big(N v / \sigma^2 + (1 + \tau^2/\sigma^2) \sum_n w_n\big)$.
+        $\log p(m_\theta, m, x) - \tfrac12\big(N v_\theta / \sigma^2 + (1 + \tau^2/\sigma^2)
+        \sum_n v_n\big)$.
         Differentiable and traceable by `tf.function` (the float64 `gaussian_elbo` is not), so
         it can be recorded inside a compiled training loop.
 
@@ -335,8 +336,8 @@ class NonlinearModel(HierarchicalModel):
         Gauss-Hermite with ``num_nodes`` nodes for ``sd <= HERMITE_MAX_SD``. Wider factors see
         many periods of $\cos z$ and $\sin z$, which Gauss-Hermite resolves only with a number of
         nodes growing like $\mathrm{sd}^2$ (64 nodes are off by 0.02 nats at sd 2.5 and by
-        a nat or more at sd 4); for them the standardised variable $u = (z - \mu_n)/\mathrm{sd}_n$ is
-        cut to $[-10, 10]$ (the Gaussian mass outside is below $10^{-22}$) and integrated by
+        a nat or more at sd 4); for them the standardised variable
+        $u = (z - m_n)/\mathrm{sd}_n$ is cut to $[-10, 10]$ (the Gaussian mass outside is below $10^{-22}$) and integrated by
         10-node Gauss-Legendre on panels at most 0.5 wide in $z$ and 1 wide in $u$.
         """
 
