@@ -170,3 +170,57 @@ def test_nonlinear_quadrature_elbo_agrees_with_monte_carlo_and_itself():
     assert gap.exact_elbo(model, posterior, x) == pytest.approx(exact, abs=1e-3)
     with pytest.raises(ValueError, match="noise"):
         NonlinearModel("cos").gaussian_elbo(x, 0.3, 0.2, mu, sd)
+
+
+def _adaptive_expected_log_lik(x, m, v, mu, sd):
+    """E_q log p(x | z, theta) for one point by scipy's adaptive quadrature over z."""
+    from scipy import integrate
+
+    def integrand(z):
+        c = np.cos(z)
+        log_lik = (-0.5 * math.log(2 * math.pi) - c
+                   - 0.5 * np.exp(-2 * c) * ((x - m - z * (1 + np.sin(z))) ** 2 + v))
+        return log_lik * stats.norm.pdf(z, mu, sd)
+
+    value, _ = integrate.quad(integrand, mu - 40 * sd, mu + 40 * sd, limit=5000,
+                              epsabs=1e-12, epsrel=1e-12)
+    return value
+
+
+@pytest.mark.parametrize("sd", [0.02, 0.7, 1.0, 1.3, 2.5, 4.0, 7.0, 30.0])
+def test_nonlinear_gaussian_elbo_matches_adaptive_quadrature_at_every_width(sd):
+    """Narrow and wide q(z_n) alike: the ELBO of one point against scipy.integrate.quad."""
+    model = NonlinearModel()
+    # x is stored in float32 (as data are), so it is chosen exactly representable
+    for x, m, sd_theta, mu in [(1.75, 0.4, 0.3, -0.8), (-6.0, -0.2, 0.05, 2.9)]:
+        v = sd_theta**2
+        expected = (_adaptive_expected_log_lik(x, m, v, mu, sd)
+                    + stats.norm.logpdf(0.0) - (m**2 + v) / 2       # E log p(theta)
+                    + stats.norm.logpdf(0.0) - (mu**2 + sd**2) / 2  # E log p(z)
+                    + stats.norm.entropy(m, sd_theta) + stats.norm.entropy(mu, sd))
+        value = model.gaussian_elbo([x], m, sd_theta, [mu], [sd])
+        assert value == pytest.approx(expected, rel=1e-9, abs=1e-8), (sd, x)
+
+
+def test_nonlinear_gaussian_elbo_mixes_narrow_and_wide_factors():
+    """Points of one data set are integrated one by one: a sum of one-point ELBOs."""
+    model = NonlinearModel()
+    x, mu, sd = np.array([0.5, -2.0, 3.0]), np.array([0.1, 1.0, -2.0]), np.array([0.4, 3.0, 12.0])
+    together = model.gaussian_elbo(x, 0.2, 0.1, mu, sd)
+    one_by_one = sum(model.gaussian_elbo([x[n]], 0.2, 0.1, [mu[n]], [sd[n]]) for n in range(3))
+    # Each one-point ELBO also counts q(theta) once: subtract the two extra copies.
+    theta_terms = (stats.norm.logpdf(0.0) - (0.2**2 + 0.1**2) / 2
+                   + stats.norm.entropy(0.2, 0.1))
+    assert together == pytest.approx(one_by_one - 2 * theta_terms, rel=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(z_sd=[101.0]), "z_sd"),
+    (dict(z_sd=[0.0]), "z_sd"),
+    (dict(z_mean=[np.nan]), "z_mean"),
+    (dict(num_nodes=16), "num_nodes"),
+])
+def test_nonlinear_gaussian_elbo_refuses_what_it_cannot_integrate(kwargs, name):
+    args = dict(x=[1.0], theta_mean=0.0, theta_sd=1.0, z_mean=[0.0], z_sd=[1.0]) | kwargs
+    with pytest.raises(ValueError, match=name):
+        NonlinearModel().gaussian_elbo(**args)
