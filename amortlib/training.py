@@ -223,7 +223,7 @@ def fit(
     seed: int = 0,
     progress: bool = True,
 ) -> History:
-    r"""Train ``q_net`` by Adam on the qp or pq loss, on fresh model draws at every step or on ``data``.
+    r"""Train ``q_net`` by Adam on the qp or pq loss, on fresh model draws or on fixed ``data``.
 
     At each step the loop draws ``batch_size`` pairs $(x, y) \sim p(x, y)$ from ``model``, evaluates
     the loss (the qp loss uses only $y$; the pq loss uses both) and takes one Adam step on the
