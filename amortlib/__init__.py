@@ -10,7 +10,8 @@ Modules, named after the ideas of the book:
 - `amortlib.plots`: the book's figure style;
 - `amortlib.hierarchical`: models with global and local latents (linear, nonlinear, Bayesian decoder);
 - `amortlib.gap`: F-VI, A-VI, the amortization gap, convergence and the refinement diagnostic;
-- `amortlib.sequential`: the saw time series and Gaussian hidden Markov models.
+- `amortlib.sequential`: the saw time series and Gaussian hidden Markov models;
+- `amortlib.calibration`: exact and simulated coverage and SBC ranks for a scalar latent.
 """
 
 import os
@@ -19,6 +20,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from amortlib import gap, hierarchical, sequential  # noqa: E402
+from amortlib import calibration  # noqa: E402
 from amortlib.evaluation import (  # noqa: E402
     forward_kl,
     gradient_samples,
@@ -60,6 +62,7 @@ __all__ = [
     "MLPGaussian",
     "OpenUniverseMixture",
     "OpenUniverseNetwork",
+    "calibration",
     "discrete_configurations",
     "fit",
     "forward_kl",

@@ -219,10 +219,11 @@ def fit(
     estimator: str = "reparameterize",
     baseline: bool = True,
     trace_fn: Callable[[tf.Module], dict] | None = None,
+    data=None,
     seed: int = 0,
     progress: bool = True,
 ) -> History:
-    r"""Train ``q_net`` by Adam on the qp or pq loss, with fresh model draws at every step.
+    r"""Train ``q_net`` by Adam on the qp or pq loss, on fresh model draws or on fixed ``data``.
 
     At each step the loop draws ``batch_size`` pairs $(x, y) \sim p(x, y)$ from ``model``, evaluates
     the loss (the qp loss uses only $y$; the pq loss uses both) and takes one Adam step on the
@@ -244,6 +245,10 @@ def fit(
             (score-function estimator).
         baseline: with ``"reinforce"``, use the leave-one-out baseline.
         trace_fn: optional ``trace_fn(q_net) -> {name: scalar}``, recorded after every step.
+        data: optional fixed simulation budget ``(latents, y)``, for example
+            ``model.sample(n, seed)``. Each step then uses ``batch_size`` of its $n$ pairs,
+            drawn without replacement, instead of fresh model draws; with
+            ``batch_size >= n`` every step uses all of them (full-batch epochs).
         seed: an integer seed; the run is a deterministic function of it.
         progress: show a progress bar.
 
@@ -268,10 +273,15 @@ def fit(
     sample_size = _checks.positive_int("sample_size", sample_size)
     if not q_net.trainable_variables:
         raise ValueError("q_net has no trainable variables")
+    if data is not None:
+        data = _fixed_data(data)
 
     def loss_fn(step_seed):
         data_seed, q_seed = tfp.random.split_seed(step_seed)
-        latents, y = model.sample(batch_size, seed=data_seed)
+        if data is None:
+            latents, y = model.sample(batch_size, seed=data_seed)
+        else:
+            latents, y = _minibatch(data, batch_size, data_seed)
         if loss == "qp":
             return qp_loss(model, q_net, y, sample_size=sample_size, estimator=estimator,
                            baseline=baseline, seed=q_seed)
@@ -288,3 +298,28 @@ def fit(
         progress=progress,
         name=f"{loss} loss",
     )
+
+
+def _fixed_data(data):
+    """Check a simulated data set ``(latents, y)``: ``y`` 1-D, latents with as many rows."""
+    if not isinstance(data, tuple | list) or len(data) != 2:
+        raise ValueError(f"data must be a pair (latents, y), got {type(data).__name__}")
+    latents, y = data
+    y = _checks.observations(y, name="data y")
+    if y.shape.rank != 1:
+        raise ValueError(f"data y must be a 1-D batch, got shape {tuple(y.shape)}")
+    latents = tf.nest.map_structure(tf.convert_to_tensor, latents)
+    for part in tf.nest.flatten(latents):
+        if part.shape.rank == 0 or part.shape[0] != y.shape[0]:
+            raise ValueError(f"data latents must have {y.shape[0]} rows, one per y; "
+                             f"got shape {tuple(part.shape)}")
+    return latents, y
+
+
+def _minibatch(data, batch_size: int, seed):
+    """``batch_size`` pairs of ``data`` without replacement (all of them if it has no more)."""
+    latents, y = data
+    if batch_size >= y.shape[0]:
+        return latents, y
+    index = tf.argsort(tf.random.stateless_uniform(tf.shape(y), seed))[:batch_size]
+    return tf.nest.map_structure(lambda v: tf.gather(v, index), latents), tf.gather(y, index)
