@@ -359,3 +359,27 @@ def test_bad_evaluation_arguments():
         evaluation.importance_resample(model, [1.0, 2.0], 10)
     with pytest.raises(ValueError, match="one scalar continuous latent"):
         evaluation.kl_divergence(model.posterior(Y), model.posterior(Y), support={"w": (0,)})
+
+
+def test_open_universe_padding_shifts_the_pq_loss_by_rho1_entropy_of_pi():
+    """E_p[-log p~(k, z, x | y)] - E_p[-log p(k, [z], x | y)] = -rho_1 E_pi[log pi_z]."""
+    rho, pi = (0.3, 0.7), np.array([0.6, 0.4])
+    model = models.OpenUniverseMixture(k_probs=rho, probs=pi, locs=(-2.0, 3.0), sigma=0.7)
+    latents, y = model.sample(100_000, seed=3)
+    padded = -model.posterior(y).log_prob(latents).numpy()
+    k, z, x, y = (np.asarray(latents["k"]), np.asarray(latents["z"]),
+                  np.asarray(latents["x"], float), np.asarray(y, float))
+    # The unpadded posterior in closed form: three structures, conjugate Gaussians.
+    v, prec = 1.0 + 0.49, 1.0 + 1 / 0.49
+    weights = np.stack([rho[0] * stats.norm.pdf(y, 0.0, np.sqrt(v)),
+                        rho[1] * pi[0] * stats.norm.pdf(y, -2.0, np.sqrt(v)),
+                        rho[1] * pi[1] * stats.norm.pdf(y, 3.0, np.sqrt(v))])
+    weights /= weights.sum(0)
+    which = np.where(k == 1, 0, 1 + z)
+    prior_mean = np.array([0.0, -2.0, 3.0])[which]
+    log_post = (np.log(weights[which, np.arange(len(y))])
+                + stats.norm.logpdf(x, (prior_mean + y / 0.49) / prec, 1 / np.sqrt(prec)))
+    shift = padded + log_post
+    np.testing.assert_allclose(shift, np.where(k == 1, -np.log(pi[z]), 0.0), atol=2e-3)
+    expected = -rho[0] * np.sum(pi * np.log(pi))
+    assert abs(shift.mean() - expected) < 5 * shift.std() / np.sqrt(len(shift))
