@@ -42,7 +42,8 @@ __all__ = [
 
 
 def qp_loss(model, q_net, y, *, sample_size: int = 1, estimator: str = "reparameterize",
-            baseline: bool = True, seed=None) -> tf.Tensor:
+            baseline: bool = True, drop_zero_mean_term: bool = False,
+            seed=None) -> tf.Tensor:
     r"""Monte Carlo estimate of the qp loss (negative ELBO) on a batch of observations.
 
     Averages $f = \log q_\phi(\text{latents} \mid y) - \log p(\text{latents}, y)$ over
@@ -59,7 +60,10 @@ def qp_loss(model, q_net, y, *, sample_size: int = 1, estimator: str = "reparame
       $(f - b)\, \nabla_\phi \log q_\phi(c \mid y)$, where the baseline $b$ is the mean
       of $f$ over the *other* draws for the same $y$ (leave-one-out, so the gradient stays
       unbiased) or zero if ``baseline`` is False. The returned value is still the plain
-      estimate of the loss; only its gradient carries the extra term.
+      estimate of the loss; only its gradient carries the extra term. Since $f$ itself
+      contains $\log q_\phi(c \mid y)$, its own gradient adds $\nabla_\phi \log
+      q_\phi(c \mid y)$ once more, so the score is multiplied by $1 + f - b$;
+      ``drop_zero_mean_term`` removes that extra term, whose expectation is zero.
 
     Args:
         model: a model with ``log_prob(latents, y)``; for the discrete estimators, also
@@ -70,6 +74,11 @@ def qp_loss(model, q_net, y, *, sample_size: int = 1, estimator: str = "reparame
         sample_size: draws from $q$ per observation (per discrete value when enumerating).
         estimator: ``"reparameterize"``, ``"enumerate"`` or ``"reinforce"``.
         baseline: for ``"reinforce"``, use the leave-one-out baseline (needs ``sample_size >= 2``).
+        drop_zero_mean_term: for ``"reinforce"``, stop the gradient of the
+            $\log q_\phi(c \mid y)$ inside $f$, so that the score is multiplied by $f - b$
+            instead of $1 + f - b$. The gradient stays unbiased, since
+            $\mathbb E_q[\nabla_\phi \log q_\phi(c \mid y)] = 0$; the value is unchanged.
+            Ignored by the other estimators, whose gradients have no such term.
         seed: an integer, a stateless seed (a shape-[2] int tensor) or None.
 
     Returns:
@@ -77,6 +86,7 @@ def qp_loss(model, q_net, y, *, sample_size: int = 1, estimator: str = "reparame
         $-\log p(y)$ exactly.
 
     Raises:
+        TypeError: if ``baseline`` or ``drop_zero_mean_term`` is not a bool.
         ValueError: for an unknown estimator, a bad ``sample_size``, a continuous-only estimator
             with a distribution that cannot be reparameterised, or a discrete estimator with a
             model that has no discrete latents.
@@ -89,6 +99,9 @@ def qp_loss(model, q_net, y, *, sample_size: int = 1, estimator: str = "reparame
     """
     _checks.one_of("estimator", estimator, ESTIMATORS)
     sample_size = _checks.positive_int("sample_size", sample_size)
+    for name, flag in [("baseline", baseline), ("drop_zero_mean_term", drop_zero_mean_term)]:
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be True or False, got {flag!r}")
     q = q_net(y)
     if estimator == "reparameterize":
         kinds = tf.nest.flatten(q.reparameterization_type)
@@ -100,10 +113,12 @@ def qp_loss(model, q_net, y, *, sample_size: int = 1, estimator: str = "reparame
             )
         x = q.sample(sample_size, seed=_checks.seed(seed))
         return tf.reduce_mean(q.log_prob(x) - model.log_prob(x, y))
-    return _discrete_qp_loss(model, q, y, sample_size, estimator, baseline, _checks.seed(seed))
+    return _discrete_qp_loss(model, q, y, sample_size, estimator, baseline,
+                             drop_zero_mean_term, _checks.seed(seed))
 
 
-def _discrete_qp_loss(model, q, y, sample_size, estimator, baseline, seed):
+def _discrete_qp_loss(model, q, y, sample_size, estimator, baseline, drop_zero_mean_term,
+                      seed):
     support = dict(getattr(model, "discrete_support", {}) or {})
     if not support:
         raise ValueError(f"estimator={estimator!r} needs a model with discrete latents "
@@ -114,11 +129,12 @@ def _discrete_qp_loss(model, q, y, sample_size, estimator, baseline, seed):
         raise ValueError("sample_size must be at least 2 for REINFORCE with the leave-one-out "
                          f"baseline, got {sample_size}")
     return score_function_qp_loss(model, q, y, support, sample_size=sample_size,
-                                  baseline=baseline, seed=seed)
+                                  baseline=baseline, drop_zero_mean_term=drop_zero_mean_term,
+                                  seed=seed)
 
 
 def score_function_qp_loss(model, q, y, support, *, sample_size: int, baseline: bool = True,
-                           seed=None) -> tf.Tensor:
+                           drop_zero_mean_term: bool = False, seed=None) -> tf.Tensor:
     r"""The qp loss with a score-function (REINFORCE) gradient for the discrete latents.
 
     Draws all latents from ``q`` (the continuous ones reparameterised given the discrete ones
@@ -126,13 +142,17 @@ def score_function_qp_loss(model, q, y, support, *, sample_size: int, baseline: 
     gradient is the unbiased estimate
     $\nabla_\phi f + (f - b)\, \nabla_\phi \log q_\phi(c \mid y)$, with
     $f = \log q_\phi - \log p$ and $b$ the leave-one-out mean of $f$ over the other draws for
-    the same $y$ (or $b = 0$ without ``baseline``). Called by `qp_loss`, which checks arguments.
+    the same $y$ (or $b = 0$ without ``baseline``). Because $f$ contains
+    $\log q_\phi(c \mid y)$, $\nabla_\phi f$ contributes one more
+    $\nabla_\phi \log q_\phi(c \mid y)$, a term of expectation zero; with
+    ``drop_zero_mean_term`` it is left out. Called by `qp_loss`, which checks arguments.
 
     Args:
         model: the model; ``q``: the distribution ``q_net(y)``; ``y``: observations.
         support: ``{name: values}`` of the discrete latents (only the names are used).
         sample_size: draws per observation, >= 2 with the baseline.
         baseline: subtract the leave-one-out baseline.
+        drop_zero_mean_term: stop the gradient of $\log q_\phi(c \mid y)$ inside $f$.
         seed: a stateless seed or None.
     """
     draws, parts = _draw(q, seed, sample_shape=[sample_size])
@@ -140,7 +160,8 @@ def score_function_qp_loss(model, q, y, support, *, sample_size: int, baseline: 
     log_q_discrete = tf.add_n([parts[name] for name in support])
     b = (tf.reduce_sum(f, 0, keepdims=True) - f) / (sample_size - 1) if baseline else 0.0
     score = log_q_discrete - tf.stop_gradient(log_q_discrete)  # zero, with the score's gradient
-    return tf.reduce_mean(f + tf.stop_gradient(f - b) * score)
+    pathwise = f - score if drop_zero_mean_term else f  # same value either way
+    return tf.reduce_mean(pathwise + tf.stop_gradient(f - b) * score)
 
 
 def discrete_configurations(support) -> list[dict]:

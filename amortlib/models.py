@@ -334,8 +334,9 @@ class OpenUniverseMixture(LatentVariableModel):
     $k = 1$. The padded joint $\tilde p(k, z, x, y) = p(k)\, \pi_z\, p(x \mid k, z)\, p(y \mid x)$
     has the original model as its marginal, and if an inference network also uses $\pi_z$ for
     $z$ when $k = 1$, the factor $\pi_z$ cancels in $\log \tilde q - \log \tilde p$. So the qp
-    loss, the pq loss (up to the constant $\mathbb E[\log \pi_z]$) and both KL divergences are
-    the same on the padded space as on the original one.
+    loss, the pq loss (up to the constant $-\rho_1\, \mathbb E_\pi[\log \pi_z]$, which the
+    $k = 1$ draws add) and both KL divergences are the same on the padded space as on the
+    original one.
 
     **Exact posterior.** With $v = s^2 + \sigma^2$,
     $p(k = 1 \mid y) \propto \rho_1\, \mathcal N(y;\ \mu_0, v)$ and

@@ -123,8 +123,10 @@ def test_discrete_estimators_agree_with_the_exact_reverse_kl(model):
         assert abs(np.mean(terms) - expected) < 5 * se + 1e-3, (estimator, terms, expected)
 
 
-def test_reinforce_gradient_is_unbiased():
-    """The score-function gradient averages to the enumerated one (within 5 standard errors)."""
+@pytest.mark.parametrize("drop", [False, True], ids=["full", "drop_zero_mean_term"])
+def test_reinforce_gradient_is_unbiased(drop):
+    """The score-function gradient averages to the enumerated one (within 5 standard errors),
+    also with the zero-mean term of the gradient of f dropped."""
     model = models.GaussianMixtureExplicit([0.7, 0.3], [1.0, -2.0], [0.5, 2.0], 0.8)
     net = small_net(model)
     y = tf.constant(Y[1:4])
@@ -136,11 +138,45 @@ def test_reinforce_gradient_is_unbiased():
     enum = evaluation.gradient_samples(loss_fn("enumerate", sample_size=50), variables,
                                        num_samples=50, seed=1)
     for baseline in [True, False]:
-        score = evaluation.gradient_samples(loss_fn("reinforce", sample_size=50, baseline=baseline),
-                                            variables, num_samples=400, seed=2)
+        score = evaluation.gradient_samples(
+            loss_fn("reinforce", sample_size=50, baseline=baseline, drop_zero_mean_term=drop),
+            variables, num_samples=400, seed=2)
         for e, s in zip(enum, score):
             se = np.sqrt(s.var(0) / len(s) + e.var(0) / len(e)) + 1e-6
             assert np.all(np.abs(s.mean(0) - e.mean(0)) < 5 * se)
+
+
+def test_dropping_the_zero_mean_term_keeps_the_value_and_changes_the_gradient():
+    """Same value; the gradients differ by exactly the mean of the discrete score."""
+    model = models.OpenUniverseMixture(k_probs=(0.3, 0.7), probs=(0.6, 0.4))
+    net = small_net(model)
+    y = tf.constant(Y[1:4])
+    variables = net.trainable_variables
+    values, grads = [], []
+    for drop in [False, True]:
+        with tf.GradientTape() as tape:
+            values.append(losses.qp_loss(model, net, y, estimator="reinforce", sample_size=3,
+                                         drop_zero_mean_term=drop, seed=4))
+        grads.append(tape.gradient(values[-1], variables))
+    from amortlib import _checks
+    with tf.GradientTape() as tape:  # the same draws: the same seed and sample shape
+        _, parts = losses._draw(net(y), _checks.seed(4), sample_shape=[3])
+        mean_score = tf.reduce_mean(parts["k"] + parts["z"])
+    expected = tape.gradient(mean_score, variables)
+    np.testing.assert_allclose(float(values[0]), float(values[1]), rtol=1e-6)
+    for full, dropped, term in zip(*grads, expected):
+        if term is None:  # a variable that log q(k, z | y) does not depend on
+            np.testing.assert_allclose(full, dropped, atol=1e-5)
+        else:
+            np.testing.assert_allclose(full - dropped, term, atol=1e-5)
+    assert any(term is not None and np.abs(term).max() > 1e-3 for term in expected)
+
+
+def test_drop_zero_mean_term_must_be_a_bool():
+    model = models.GaussianMixtureExplicit()
+    with pytest.raises(TypeError, match="drop_zero_mean_term"):
+        losses.qp_loss(model, small_net(model), Y, estimator="reinforce", sample_size=2,
+                       drop_zero_mean_term="yes")
 
 
 def test_baseline_reduces_the_variance():
@@ -323,3 +359,27 @@ def test_bad_evaluation_arguments():
         evaluation.importance_resample(model, [1.0, 2.0], 10)
     with pytest.raises(ValueError, match="one scalar continuous latent"):
         evaluation.kl_divergence(model.posterior(Y), model.posterior(Y), support={"w": (0,)})
+
+
+def test_open_universe_padding_shifts_the_pq_loss_by_rho1_entropy_of_pi():
+    """E_p[-log p~(k, z, x | y)] - E_p[-log p(k, [z], x | y)] = -rho_1 E_pi[log pi_z]."""
+    rho, pi = (0.3, 0.7), np.array([0.6, 0.4])
+    model = models.OpenUniverseMixture(k_probs=rho, probs=pi, locs=(-2.0, 3.0), sigma=0.7)
+    latents, y = model.sample(100_000, seed=3)
+    padded = -model.posterior(y).log_prob(latents).numpy()
+    k, z, x, y = (np.asarray(latents["k"]), np.asarray(latents["z"]),
+                  np.asarray(latents["x"], float), np.asarray(y, float))
+    # The unpadded posterior in closed form: three structures, conjugate Gaussians.
+    v, prec = 1.0 + 0.49, 1.0 + 1 / 0.49
+    weights = np.stack([rho[0] * stats.norm.pdf(y, 0.0, np.sqrt(v)),
+                        rho[1] * pi[0] * stats.norm.pdf(y, -2.0, np.sqrt(v)),
+                        rho[1] * pi[1] * stats.norm.pdf(y, 3.0, np.sqrt(v))])
+    weights /= weights.sum(0)
+    which = np.where(k == 1, 0, 1 + z)
+    prior_mean = np.array([0.0, -2.0, 3.0])[which]
+    log_post = (np.log(weights[which, np.arange(len(y))])
+                + stats.norm.logpdf(x, (prior_mean + y / 0.49) / prec, 1 / np.sqrt(prec)))
+    shift = padded + log_post
+    np.testing.assert_allclose(shift, np.where(k == 1, -np.log(pi[z]), 0.0), atol=2e-3)
+    expected = -rho[0] * np.sum(pi * np.log(pi))
+    assert abs(shift.mean() - expected) < 5 * shift.std() / np.sqrt(len(shift))
