@@ -60,6 +60,7 @@ __all__ = [
     "Constant",
     "Convergence",
     "Estimate",
+    "GradientMoments",
     "Factorized",
     "MLP",
     "Polynomial",
@@ -71,6 +72,7 @@ __all__ = [
     "exact_elbo",
     "fit_vi",
     "fvi_refinement",
+    "gradient_moments",
     "steps_to_converge",
     "traced_elbo",
 ]
@@ -91,6 +93,14 @@ class Convergence(NamedTuple):
 
     step: int
     seconds: float
+
+
+class GradientMoments(NamedTuple):
+    """Mean and variance over draws of a single-draw gradient, for one variable."""
+
+    name: str
+    mean: np.ndarray
+    variance: np.ndarray
 
 
 class Refinement(NamedTuple):
@@ -656,3 +666,43 @@ def fvi_refinement(model: HierarchicalModel, posterior: VariationalPosterior, x,
     )
     gain = elbo_difference(model, refined, posterior, x, sample_size=eval_sample_size, seed=seed)
     return Refinement(gain=gain, posterior=refined, history=history)
+
+
+def gradient_moments(model: HierarchicalModel, posterior: VariationalPosterior, x, *,
+                     sample_size: int = 100, seed: int = 0) -> list[GradientMoments]:
+    r"""How noisy the gradient of one training step is: moments of single-draw gradients.
+
+    For each of ``sample_size`` independent draws of $(\theta, z)$ from $q$ this takes the
+    gradient of that draw's estimate of $-$ELBO (what `fit_vi` with ``sample_size=1`` follows),
+    and returns, per trainable variable of ``posterior`` and per entry, the mean and the
+    variance (``ddof=1``) of those gradients. The ratio $|\text{mean}| / \text{sd}$ is the
+    signal-to-noise ratio of one step's gradient in that coordinate.
+
+    Args:
+        model: the model.
+        posterior: the variational posterior, at the point where to measure (not modified).
+        x: the data.
+        sample_size: number of draws, >= 2.
+        seed: an integer seed.
+
+    Returns:
+        One `GradientMoments` per trainable variable, in the order of
+        ``posterior.trainable_variables``; ``mean`` and ``variance`` have the variable's shape.
+
+    Raises:
+        ValueError: for a sample size below 2, a bad seed, or a posterior of another model.
+    """
+    _check_posterior("posterior", posterior, model)
+    x = _as_data(x)
+    sample_size = _checks.positive_int("sample_size", sample_size)
+    if sample_size < 2:
+        raise ValueError("sample_size must be at least 2 to estimate a variance")
+    variables = posterior.trainable_variables
+    with tf.GradientTape() as tape:
+        losses = -posterior.elbo_draws(x, sample_size, _checks.seed(seed))
+    jacobians = tape.jacobian(losses, variables, experimental_use_pfor=True)
+    out = []
+    for variable, jac in zip(variables, jacobians):
+        jac = jac.numpy().astype(np.float64)
+        out.append(GradientMoments(variable.name, jac.mean(axis=0), jac.var(axis=0, ddof=1)))
+    return out

@@ -53,14 +53,8 @@ __all__ = [
     "constrained_mean_field_optimum",
     "tridiagonal",
     "is_positive_definite",
-    "PAPER_HMM_DIAGONAL",
-    "PAPER_HMM_OFF_DIAGONAL",
+    "paper_hmm_matrix",
 ]
-
-#: Diagonal and off-diagonal of the tridiagonal matrix in Margossian and Blei's HMM
-#: counterexample (their Appendix A.5); the matrix is not positive definite for N >= 4.
-PAPER_HMM_DIAGONAL = 3.0
-PAPER_HMM_OFF_DIAGONAL = -2.0
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -124,6 +118,28 @@ def tridiagonal(size: int, diagonal: float, off_diagonal: float) -> np.ndarray:
     off_diagonal = _checks.finite_scalar("off_diagonal", off_diagonal)
     off = np.full(size - 1, off_diagonal)
     return np.diag(np.full(size, diagonal)) + np.diag(off, 1) + np.diag(off, -1)
+
+
+def paper_hmm_matrix(size: int) -> np.ndarray:
+    r"""The matrix $\Psi$ that Margossian and Blei's HMM script solves (their Figure 8).
+
+    Their script (``hmm_counter_example.R``) simulates $z_1 \sim \mathcal N(0, 1)$,
+    $z_n \sim \mathcal N(z_{n-1}, 1)$, $x_n \sim \mathcal N(z_n, 1)$, whose posterior precision
+    is ``GaussianHMM(transition_coef=1.0).precision(x)`` (diagonal 3, last entry 2,
+    off-diagonal $-1$). It then computes the "optimal means" as $-2 \Psi^{-1} x$ with this
+    $\Psi$: $\Psi_{11} = 1$, every other diagonal entry 3, off-diagonal $-2$. $\Psi$ is not that
+    precision, and it is indefinite for every ``size`` >= 2 (at 2 its eigenvalues are
+    $2 \pm \sqrt 5$).
+
+    Example:
+        >>> paper_hmm_matrix(3)
+        array([[ 1., -2.,  0.],
+               [-2.,  3., -2.],
+               [ 0., -2.,  3.]])
+    """
+    matrix = tridiagonal(size, 3.0, -2.0)
+    matrix[0, 0] = 1.0
+    return matrix
 
 
 def mean_field_optimum(precision, linear) -> MeanField:
@@ -286,6 +302,16 @@ def _observations(x, name: str = "x") -> np.ndarray:
     return x
 
 
+def _sd_or_inf(name: str, value) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number or inf, got {value!r}") from None
+    if not value > 0:  # also catches NaN
+        raise ValueError(f"{name} must be a positive number or inf, got {value}")
+    return value
+
+
 def _standard_normals(shape, seed) -> np.ndarray:
     return tf.random.stateless_normal(shape, _checks.seed(seed), dtype=tf.float64).numpy()
 
@@ -333,35 +359,41 @@ class GaussianLatents:
 class SawTimeSeries(GaussianLatents, HierarchicalModel):
     r"""The saw time series: each local latent links the previous observation to the current one.
 
+    Margossian and Blei's model, as in their code's log joint:
+
     .. math::
 
-        \theta \sim \mathcal N(0, \sigma_\theta^2),\qquad
-        z_n \mid x_{n-1} \sim \mathcal N(\alpha x_{n-1}, \sigma_z^2),\qquad
-        x_n \mid z_n, \theta \sim \mathcal N(\theta + z_n, \sigma_x^2),
+        p(\theta) \propto 1,\qquad
+        z_n \mid x_{n-1} \sim \mathcal N(x_{n-1}, \sigma_z^2),\qquad
+        x_n \mid z_n, \theta \sim \mathcal N(\alpha (z_n + \theta), \sigma_x^2),
 
-    for $n = 1, \dots, N$, with the convention $x_0 = 0$ (so $z_1 \sim \mathcal N(0, \sigma_z^2)$).
-    Marginally $x_n = \alpha x_{n-1} + \theta + \text{noise}$, an autoregression, stationary for
+    for $n = 1, \dots, N$, with $x_0 = 0$; their experiment has $\alpha = 0.75$ and
+    $\sigma_z = \sigma_x = 1$. ``theta_sd`` gives $\theta$ a proper prior
+    $\mathcal N(0, \sigma_\theta^2)$ instead. Marginally
+    $x_n = \alpha (\theta + x_{n-1}) + \text{noise}$, an autoregression, stationary for
     $|\alpha| < 1$. The posterior precision over $u = (\theta, z_1, \dots, z_N)$ is an arrow:
-    $\Lambda_{\theta\theta} = 1/\sigma_\theta^2 + N/\sigma_x^2$,
-    $\Lambda_{z_n z_n} = 1/\sigma_z^2 + 1/\sigma_x^2$, $\Lambda_{\theta z_n} = 1/\sigma_x^2$, so
-    F-VI's optimal mean of $z_n$,
+    $\Lambda_{\theta\theta} = 1/\sigma_\theta^2 + N \alpha^2/\sigma_x^2$,
+    $\Lambda_{z_n z_n} = 1/\sigma_z^2 + \alpha^2/\sigma_x^2$,
+    $\Lambda_{\theta z_n} = \alpha^2/\sigma_x^2$, so F-VI's optimal mean of $z_n$,
 
     .. math::
 
-        m_n^* = \frac{\alpha x_{n-1}/\sigma_z^2 + (x_n - m_\theta^*)/\sigma_x^2}
-                     {1/\sigma_z^2 + 1/\sigma_x^2},
+        m_n^* = \frac{x_{n-1}/\sigma_z^2 + \alpha (x_n - \alpha m_\theta^*)/\sigma_x^2}
+                     {1/\sigma_z^2 + \alpha^2/\sigma_x^2},
 
     is an affine function of the pair $(x_{n-1}, x_n)$ but not a function of $x_n$ alone.
 
     Args:
-        alpha: the autoregression coefficient $\alpha$, finite.
-        theta_sd: prior standard deviation $\sigma_\theta > 0$ of $\theta$.
+        alpha: the coefficient $\alpha$, finite; non-zero when the prior on $\theta$ is flat
+            (otherwise the data say nothing about $\theta$ and its posterior is improper).
+        theta_sd: prior standard deviation $\sigma_\theta > 0$ of $\theta$, or ``math.inf``
+            (the default) for the flat prior of the paper.
         latent_sd: $\sigma_z > 0$.
         observation_sd: $\sigma_x > 0$.
 
     Example:
         >>> model = SawTimeSeries(alpha=0.75)
-        >>> theta, z, x = model.sample(5, seed=0)
+        >>> theta, z, x = model.sample(5, theta=1.0, seed=0)
         >>> z.shape, x.shape
         (TensorShape([5, 1]), TensorShape([5]))
     """
@@ -372,14 +404,19 @@ class SawTimeSeries(GaussianLatents, HierarchicalModel):
     def __init__(
         self,
         alpha: float = 0.75,
-        theta_sd: float = 1.0,
+        theta_sd: float = math.inf,
         latent_sd: float = 1.0,
         observation_sd: float = 1.0,
     ):
         self.alpha = _checks.finite_scalar("alpha", alpha)
-        self.theta_sd = _checks.positive_scalar("theta_sd", theta_sd)
+        self.theta_sd = _sd_or_inf("theta_sd", theta_sd)
         self.latent_sd = _checks.positive_scalar("latent_sd", latent_sd)
         self.observation_sd = _checks.positive_scalar("observation_sd", observation_sd)
+        if self.alpha == 0 and math.isinf(self.theta_sd):
+            raise ValueError(
+                "alpha must be non-zero with a flat prior on theta (theta_sd=inf): "
+                "otherwise the posterior of theta is improper"
+            )
 
     def __repr__(self) -> str:
         return (
@@ -387,22 +424,49 @@ class SawTimeSeries(GaussianLatents, HierarchicalModel):
             f"latent_sd={self.latent_sd}, observation_sd={self.observation_sd})"
         )
 
-    def sample(self, num_points: int, seed=None):
-        """Draw ``(theta, z, x)`` with shapes ``[1]``, ``[num_points, 1]`` and ``[num_points]``."""
+    def sample(self, num_points: int, seed=None, *, theta=None):
+        """Draw ``(theta, z, x)`` with shapes ``[1]``, ``[num_points, 1]`` and ``[num_points]``.
+
+        Args:
+            num_points: $N$.
+            seed: an integer seed.
+            theta: a fixed value of $\theta$; required when its prior is flat (a flat prior
+                has no draws), otherwise $\theta$ is drawn from its prior when None.
+        """
         num_points = _checks.positive_int("num_points", num_points)
         noise = _standard_normals([3, num_points], seed)
-        theta = self.theta_sd * noise[0, 0]
-        # x_n = alpha x_{n-1} + theta + sigma_z e_n + sigma_x eps_n, with x_0 = 0.
-        shocks = theta + self.latent_sd * noise[1] + self.observation_sd * noise[2]
+        if theta is None:
+            if math.isinf(self.theta_sd):
+                raise ValueError("theta must be given: a flat prior on theta has no draws")
+            theta = self.theta_sd * noise[0, 0]
+        theta = _checks.finite_scalar("theta", theta)
+        # z_n = x_{n-1} + s_z e_n, x_n = alpha (z_n + theta) + s_x eps_n, x_0 = 0, so
+        # x_n = alpha x_{n-1} + alpha theta + alpha s_z e_n + s_x eps_n.
+        shocks = self.alpha * (theta + self.latent_sd * noise[1]) + self.observation_sd * noise[2]
         x = scipy.signal.lfilter([1.0], [1.0, -self.alpha], shocks)
-        z = self.alpha * np.concatenate([[0.0], x[:-1]]) + self.latent_sd * noise[1]
+        z = np.concatenate([[0.0], x[:-1]]) + self.latent_sd * noise[1]
         as_tensor = lambda a: tf.constant(a, dtype=tf.float32)  # noqa: E731
         return as_tensor([theta]), as_tensor(z[:, None]), as_tensor(x)
+
+    def paper_data(self, num_points: int, seed=None, *, theta: float = 3.4159) -> tf.Tensor:
+        r"""Data from the recursion in the authors' code: $x_n = \alpha(\theta + x_{n-1}) + \epsilon_n$.
+
+        With $\epsilon_n \sim \mathcal N(0, 1)$ and $x_0 = 0$, at their $\theta = 3.4159$. This
+        is not a draw from the model (whose $x_n$ carries the extra noise $\alpha \sigma_z e_n$
+        of $z_n$ around $x_{n-1}$); it is the data set on which their ELBOs were computed.
+        Returns float32 ``x`` of shape ``[num_points]``.
+        """
+        num_points = _checks.positive_int("num_points", num_points)
+        theta = _checks.finite_scalar("theta", theta)
+        noise = _standard_normals([num_points], seed)
+        x = scipy.signal.lfilter([1.0], [1.0, -self.alpha], self.alpha * theta + noise)
+        return tf.constant(x, dtype=tf.float32)
 
     def log_joint(self, theta, z, x) -> tf.Tensor:
         r"""$\log p(\theta, z, x)$ for ``theta`` [S, 1] and ``z`` [S, N, 1]; returns [S].
 
-        Works in the dtype of ``theta`` (float32 in training, float64 for exact values).
+        A flat prior on $\theta$ contributes 0. Works in the dtype of ``theta`` (float32 in
+        training, float64 for exact values).
         """
         theta = tf.convert_to_tensor(theta, dtype_hint=tf.float32)
         z = tf.convert_to_tensor(z, dtype=theta.dtype)
@@ -414,38 +478,74 @@ class SawTimeSeries(GaussianLatents, HierarchicalModel):
                 f"z must have shape [S, N, 1] and x shape [N], "
                 f"got {tuple(z.shape)} and {tuple(x.shape)}"
             )
-        z = z[..., 0]
+        return self._log_joint(theta[..., 0], z[..., 0], x)
+
+    def _log_joint(self, theta, z, x):
+        # theta [S], z [S, N], x [N] -> [S], in the dtype of theta.
         previous = tf.concat([tf.zeros([1], x.dtype), x[:-1]], axis=0)
         sd = lambda s: tf.constant(s, theta.dtype)  # noqa: E731
-        return (
-            _normal_log_prob(theta[..., 0], 0.0, sd(self.theta_sd))
-            + tf.reduce_sum(_normal_log_prob(z, self.alpha * previous, sd(self.latent_sd)), -1)
-            + tf.reduce_sum(_normal_log_prob(x, theta + z, sd(self.observation_sd)), -1)
+        total = (
+            tf.reduce_sum(_normal_log_prob(z, previous, sd(self.latent_sd)), -1)
+            + tf.reduce_sum(_normal_log_prob(
+                x, self.alpha * (theta[..., None] + z), sd(self.observation_sd)), -1)
         )
+        if not math.isinf(self.theta_sd):
+            total = total + _normal_log_prob(theta, 0.0, sd(self.theta_sd))
+        return total
+
+    def _curvatures(self, num_points):
+        # Lambda_thetatheta and Lambda_{z_n z_n}.
+        s_x2 = self.observation_sd**2
+        return (1 / self.theta_sd**2 + num_points * self.alpha**2 / s_x2,
+                1 / self.latent_sd**2 + self.alpha**2 / s_x2)
 
     def precision(self, x) -> np.ndarray:
         r"""The posterior precision $\Lambda$ over $(\theta, z_1, \dots, z_N)$, [N + 1, N + 1]."""
         x = _observations(x)
         n = len(x)
         lam = np.zeros((n + 1, n + 1))
-        lam[0, 0] = 1 / self.theta_sd**2 + n / self.observation_sd**2
-        lam[0, 1:] = lam[1:, 0] = 1 / self.observation_sd**2
+        lam[0, 0], local_curvature = self._curvatures(n)
+        lam[0, 1:] = lam[1:, 0] = self.alpha**2 / self.observation_sd**2
         local = np.arange(1, n + 1)
-        lam[local, local] = 1 / self.latent_sd**2 + 1 / self.observation_sd**2
+        lam[local, local] = local_curvature
         return lam
 
     def linear_term(self, x) -> np.ndarray:
         r"""The linear term $h$ over $(\theta, z_1, \dots, z_N)$.
 
-        $h_\theta = \sum_n x_n / \sigma_x^2$ and
-        $h_{z_n} = \alpha x_{n-1}/\sigma_z^2 + x_n/\sigma_x^2$.
+        $h_\theta = \alpha \sum_n x_n / \sigma_x^2$ and
+        $h_{z_n} = x_{n-1}/\sigma_z^2 + \alpha x_n/\sigma_x^2$.
         """
         x = _observations(x)
         previous = np.concatenate([[0.0], x[:-1]])
+        s_x2 = self.observation_sd**2
         return np.concatenate(
-            [[x.sum() / self.observation_sd**2],
-             self.alpha * previous / self.latent_sd**2 + x / self.observation_sd**2]
+            [[self.alpha * x.sum() / s_x2],
+             previous / self.latent_sd**2 + self.alpha * x / s_x2]
         )
+
+    def expected_log_joint(self, x, theta_mean, theta_sd, z_mean, z_sd) -> tf.Tensor:
+        r"""$\mathbb E_q[\log p(\theta, z, x)]$ of a mean-field Gaussian, exactly, as a tensor.
+
+        The log joint is quadratic, so this is its value at the means minus
+        $\tfrac12 (\Lambda_{\theta\theta} v_\theta + \Lambda_{zz} \sum_n w_n)$, with
+        $v_\theta$, $w_n$ the variances. Traceable by `tf.function`, so `gap.traced_elbo` can
+        record the exact ELBO at every training step.
+
+        Args:
+            x: data, shape [N].
+            theta_mean, theta_sd: mean and standard deviation of $q(\theta)$ (scalar tensors).
+            z_mean, z_sd: means and standard deviations of the $q(z_n)$, shape [N].
+        """
+        x = tf.convert_to_tensor(x, _checks.DTYPE)
+        theta_mean = tf.convert_to_tensor(theta_mean, _checks.DTYPE)
+        z_mean = tf.convert_to_tensor(z_mean, _checks.DTYPE)
+        theta_sd = tf.convert_to_tensor(theta_sd, _checks.DTYPE)
+        z_sd = tf.convert_to_tensor(z_sd, _checks.DTYPE)
+        at_means = self._log_joint(theta_mean[None], z_mean[None], x)[0]
+        curvature_theta, curvature_z = self._curvatures(int(x.shape[0]))
+        return at_means - 0.5 * (curvature_theta * theta_sd**2
+                                 + curvature_z * tf.reduce_sum(z_sd**2))
 
     def optimal_elbo(self, x) -> float:
         """The ELBO at F-VI's optimum, exactly (`mean_field_elbo`)."""
@@ -522,9 +622,15 @@ class GaussianHMM(GaussianLatents):
         + \frac{[n < N]\, \rho^2}{\sigma_z^2} + \frac{[n = 1]}{\sigma_0^2},\qquad
         \Lambda_{n, n+1} = -\frac{\rho}{\sigma_z^2},\qquad h_n = \frac{x_n}{\sigma_x^2}.
 
-    Since $1 + \rho^2 \ge 2|\rho|$, every interior row has
-    $\Lambda_{nn} \ge 1/\sigma_x^2 + 2|\Lambda_{n,n+1}|$: the precision of a Gaussian HMM is
-    strictly diagonally dominant, hence positive definite.
+    It is positive definite for every $\rho$: $-\log p(z, x)$ is, up to terms without $z$,
+    $\tfrac12 z^\top D z + \tfrac1{2\sigma_z^2} \sum_{n \ge 2} (z_n - \rho z_{n-1})^2$ with
+    the diagonal $D = \operatorname{diag}(1/\sigma_x^2 + [n = 1]/\sigma_0^2)$, so
+    $z^\top \Lambda z \ge z^\top D z \ge \|z\|^2/\sigma_x^2 > 0$ for $z \ne 0$: a positive
+    diagonal part plus a positive-semidefinite transition part. (The matrix need not be
+    diagonally dominant: with a flat prior on $z_1$ its first row has
+    $\Lambda_{11} = 1/\sigma_x^2 + \rho^2/\sigma_z^2$, which is below
+    $|\Lambda_{12}| = |\rho|/\sigma_z^2$ when, for example, $\rho = 0.5$, $\sigma_z = 1$ and
+    $\sigma_x = 10$.)
 
     Args:
         transition_coef: $\rho$, finite.
@@ -533,11 +639,11 @@ class GaussianHMM(GaussianLatents):
         initial_sd: $\sigma_0 > 0$, or ``math.inf`` for a flat prior on $z_1$.
 
     Example:
-        >>> hmm = GaussianHMM(transition_coef=1.0, transition_sd=0.5**0.5, initial_sd=math.inf)
+        >>> hmm = GaussianHMM(transition_coef=1.0)  # the model of the paper's appendix
         >>> hmm.precision([1.0, 1.0, 1.0])
-        array([[ 3., -2.,  0.],
-               [-2.,  5., -2.],
-               [ 0., -2.,  3.]])
+        array([[ 3., -1.,  0.],
+               [-1.,  3., -1.],
+               [ 0., -1.,  2.]])
     """
 
     def __init__(
@@ -550,15 +656,7 @@ class GaussianHMM(GaussianLatents):
         self.transition_coef = _checks.finite_scalar("transition_coef", transition_coef)
         self.transition_sd = _checks.positive_scalar("transition_sd", transition_sd)
         self.observation_sd = _checks.positive_scalar("observation_sd", observation_sd)
-        try:
-            initial_sd = float(initial_sd)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"initial_sd must be a positive number or inf, got {initial_sd!r}"
-            ) from None
-        if not initial_sd > 0:  # also catches NaN
-            raise ValueError(f"initial_sd must be a positive number or inf, got {initial_sd}")
-        self.initial_sd = initial_sd
+        self.initial_sd = _sd_or_inf("initial_sd", initial_sd)
 
     def __repr__(self) -> str:
         return (

@@ -227,3 +227,38 @@ def test_traced_elbo_needs_the_expectation():
     _, _, x = model.sample(10, seed=0)
     with pytest.raises(ValueError, match="expected_log_joint"):
         gap.traced_elbo(model, gap.VariationalPosterior(model, gap.Factorized(10)), x)
+
+
+def test_gradient_moments_match_the_closed_form_for_the_linear_model():
+    """d(-log p)/dm_n at a draw is kappa z_n - tau (x_n - theta) / s^2 (kappa = 1 + tau^2/s^2):
+    mean kappa m_n - tau (x_n - m_theta) / s^2, variance kappa^2 s_n^2 + tau^2 s_theta^2 / s^4.
+    For A-VI's intercept the gradient is the sum of these over n, with variance
+    kappa^2 sum_n s_n^2 + N^2 tau^2 s_theta^2 / s^4.
+    """
+    tau, s = 0.7, 1.6
+    model = LinearModel(tau=tau, sigma=s)
+    x = tf.constant([0.5, -1.0, 2.0])
+    kappa = 1 + tau**2 / s**2
+    m, sd, m_theta, sd_theta = np.array([0.3, -0.2, 1.1]), np.array([0.5, 1.2, 0.8]), 0.4, 0.6
+    family = gap.Factorized(3, loc=m[:, None], scale=sd[:, None])
+    posterior = gap.VariationalPosterior(model, family, theta_loc=m_theta, theta_scale=sd_theta)
+    size = 4000
+    moments = {g.name.split(":")[0]: g for g in
+               gap.gradient_moments(model, posterior, x, sample_size=size, seed=3)}
+    loc = moments["loc"]
+    mean = kappa * m - tau * (x.numpy() - m_theta) / s**2
+    variance = kappa**2 * sd**2 + tau**2 * sd_theta**2 / s**4
+    np.testing.assert_allclose(loc.mean[:, 0], mean, atol=5 * np.sqrt(variance / size).max())
+    np.testing.assert_allclose(loc.variance[:, 0], variance, rtol=5 * math.sqrt(2 / size))
+    # A-VI, constant function at (0, log 1): the intercept's gradient sums over n.
+    amortized = gap.VariationalPosterior(model, gap.Amortized(gap.Constant()),
+                                         theta_loc=m_theta, theta_scale=sd_theta)
+    intercept = gap.gradient_moments(model, amortized, x, sample_size=size, seed=4)
+    intercept = {g.name.split(":")[0]: g for g in intercept}["loc_coef"]
+    expected_mean = np.sum(-tau * (x.numpy() - m_theta) / s**2)
+    expected_var = kappa**2 * 3 + 9 * tau**2 * sd_theta**2 / s**4
+    assert intercept.mean[0, 0] == pytest.approx(expected_mean,
+                                                 abs=5 * math.sqrt(expected_var / size))
+    assert intercept.variance[0, 0] == pytest.approx(expected_var, rel=5 * math.sqrt(2 / size))
+    with pytest.raises(ValueError, match="sample_size"):
+        gap.gradient_moments(model, posterior, x, sample_size=1)

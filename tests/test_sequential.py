@@ -100,16 +100,27 @@ def test_constrained_optimum_minimises_the_kl_over_its_family():
     np.testing.assert_allclose(free.means, sq.mean_field_optimum(precision, linear).means)
 
 
-def test_tridiagonal_eigenvalues_and_the_papers_matrix():
+def test_tridiagonal_eigenvalues():
     for size in [2, 3, 4, 10, 50]:
-        matrix = sq.tridiagonal(size, sq.PAPER_HMM_DIAGONAL, sq.PAPER_HMM_OFF_DIAGONAL)
+        matrix = sq.tridiagonal(size, 3.0, -2.0)
         k = np.arange(1, size + 1)
         expected = np.sort(3.0 - 4.0 * np.cos(k * np.pi / (size + 1)))
         np.testing.assert_allclose(np.linalg.eigvalsh(matrix), expected, atol=1e-12)
-        # Positive definite only for N <= 3: 3 - 4 cos(pi / (N + 1)) < 0 from N = 4 on.
-        assert sq.is_positive_definite(matrix) == (size <= 3)
     with pytest.raises(ValueError, match="positive definite"):
         sq.mean_field_optimum(sq.tridiagonal(10, 3.0, -2.0), np.ones(10))
+
+
+def test_the_papers_matrix_is_indefinite_and_not_the_models_precision():
+    psi = sq.paper_hmm_matrix(2)
+    np.testing.assert_allclose(np.linalg.eigvalsh(psi), [2 - 5**0.5, 2 + 5**0.5])
+    for size in [2, 3, 7, 100]:
+        psi = sq.paper_hmm_matrix(size)
+        assert psi[0, 0] == 1.0 and np.all(np.diag(psi)[1:] == 3.0)
+        assert np.all(np.diag(psi, 1) == -2.0) and np.all(np.diag(psi, -1) == -2.0)
+        assert not sq.is_positive_definite(psi)
+        assert np.linalg.eigvalsh(psi)[0] < 0 < np.linalg.eigvalsh(psi)[-1]
+        lam = sq.GaussianHMM(1.0, 1.0, 1.0, 1.0).precision(np.ones(size))
+        assert not np.allclose(psi, lam)
 
 
 # ----------------------------------------------------------------- the Gaussian HMM
@@ -134,7 +145,8 @@ def test_hmm_posterior_matches_dense_gaussian_conditioning(rho, initial_sd):
 
 def test_hmm_log_joint_is_the_information_form():
     """log p(z, x) + z' L z / 2 - h' z does not depend on z (flat initial prior included)."""
-    for hmm in [sq.GaussianHMM(0.9, 1.0, 0.5, 2.0), sq.GaussianHMM(1.0, 0.5**0.5, 1.0, math.inf)]:
+    for hmm in [sq.GaussianHMM(0.9, 1.0, 0.5, 2.0),
+                sq.GaussianHMM(1.0, 0.5**0.5, 1.0, math.inf)]:
         x = np.random.default_rng(1).normal(size=6)
         z = np.random.default_rng(2).normal(size=(5, 6))
         lam, h = hmm.precision(x), hmm.linear_term(x)
@@ -142,15 +154,44 @@ def test_hmm_log_joint_is_the_information_form():
         np.testing.assert_allclose(rest, rest[0], atol=1e-10)
 
 
-def test_hmm_random_walk_with_constant_data():
-    """The correct precision for off-diagonal -2: a flat-start random walk; x = 1 gives means 1."""
-    hmm = sq.GaussianHMM(1.0, 0.5**0.5, 1.0, math.inf)
-    x = np.ones(12)
-    lam = hmm.precision(x)
-    np.testing.assert_allclose(np.diag(lam), [3.0] + [5.0] * 10 + [3.0])
-    np.testing.assert_allclose(np.diag(lam, 1), -2.0)
+def test_hmm_of_the_papers_script_with_constant_data():
+    """z_1 ~ N(0,1), z_n ~ N(z_{n-1}, 1), x_n ~ N(z_n, 1): diagonal 3 (2 last), off -1.
+
+    With all x_n = 1, Lambda m = 1 by hand: m_1 = 1 / golden ratio, m_2 = 3 m_1 - 1,
+    m_{n+1} = 3 m_n - m_{n-1} - 1, and the means rise towards 1.
+    """
+    hmm = sq.GaussianHMM(1.0, 1.0, 1.0, 1.0)
+    size = 30
+    lam = hmm.precision(np.ones(size))
+    np.testing.assert_allclose(np.diag(lam), [3.0] * (size - 1) + [2.0])
+    np.testing.assert_allclose(np.diag(lam, 1), -1.0)
+    assert np.linalg.eigvalsh(lam)[0] > 1.0  # at least 1 / sigma_x^2
+    means = hmm.fvi_optimum(np.ones(size)).means
+    golden = (1 + 5**0.5) / 2
+    np.testing.assert_allclose(means[0], 1 / golden, atol=1e-10)
+    np.testing.assert_allclose(means[1], 3 * means[0] - 1, rtol=1e-10)
+    np.testing.assert_allclose(means[2:], 3 * means[1:-1] - means[:-2] - 1, atol=1e-10)
+    assert np.all(np.diff(means) > 0) and abs(means[-1] - 1) < 1e-10
+
+
+@pytest.mark.parametrize(
+    "rho, transition_sd, observation_sd, initial_sd",
+    [(0.5, 1.0, 10.0, math.inf), (-0.5, 1.0, 10.0, math.inf), (2.0, 0.3, 5.0, 4.0),
+     (1.0, 0.5**0.5, 1.0, math.inf)],
+)
+def test_hmm_precision_is_positive_definite_without_diagonal_dominance(
+        rho, transition_sd, observation_sd, initial_sd):
+    """Lambda = D + (PSD transition part): eigenvalues >= 1 / sigma_x^2, dominance or not."""
+    hmm = sq.GaussianHMM(rho, transition_sd, observation_sd, initial_sd)
+    lam = hmm.precision(np.zeros(8))
+    diagonal = np.full(8, 1 / observation_sd**2)
+    diagonal[0] += 1 / initial_sd**2
+    transition = lam - np.diag(diagonal)
+    assert np.linalg.eigvalsh(transition)[0] > -1e-12  # positive semidefinite
+    assert np.linalg.eigvalsh(lam)[0] >= 1 / observation_sd**2 - 1e-12
     assert sq.is_positive_definite(lam)
-    np.testing.assert_allclose(hmm.fvi_optimum(x).means, 1.0, atol=1e-12)
+    if rho == 0.5:  # the first row is not diagonally dominant here
+        assert lam[0, 0] < abs(lam[0, 1])
 
 
 def test_hmm_equal_observations_get_different_optimal_means():
@@ -184,57 +225,68 @@ def test_hmm_sampling_is_seeded_and_has_the_right_spread():
 
 
 def test_saw_posterior_matches_dense_gaussian_conditioning():
-    model = sq.SawTimeSeries(alpha=0.75, theta_sd=1.5, latent_sd=0.8, observation_sd=1.2)
+    model = sq.SawTimeSeries(alpha=0.6, theta_sd=1.5, latent_sd=0.8, observation_sd=1.2)
     _, _, x = model.sample(6, seed=0)
     x = x.numpy().astype(np.float64)
     n = len(x)
-    # Given the data, the factors are: theta ~ N(0, s_t^2); z_n ~ N(alpha x_{n-1}, s_z^2)
-    # independently; x_n = theta + z_n + noise. Condition the Gaussian of (theta, z, x - ...) on
-    # the residual observations: x_n - alpha x_{n-1} - ... is linear in (theta, z).
+    # Given the data, theta ~ N(0, s_t^2) and z_n ~ N(x_{n-1}, s_z^2) independently, and
+    # x_n = alpha (theta + z_n) + noise is linear in u = (theta, z): condition on it.
     previous = np.r_[0.0, x[:-1]]
-    prior_mean = np.r_[0.0, 0.75 * previous]
+    prior_mean = np.r_[0.0, previous]
     prior_cov = np.diag([1.5**2] + [0.8**2] * n)
-    design = np.c_[np.ones(n), np.eye(n)]  # x = design @ u + noise
+    design = 0.6 * np.c_[np.ones(n), np.eye(n)]  # x = design @ u + noise
     joint_mean = np.r_[prior_mean, design @ prior_mean]
     joint_cov = np.block([[prior_cov, prior_cov @ design.T],
-                          [design @ prior_cov, design @ prior_cov @ design.T + 1.2**2 * np.eye(n)]])
+                          [design @ prior_cov,
+                           design @ prior_cov @ design.T + 1.2**2 * np.eye(n)]])
     mean, cov = _conditional_gaussian(joint_mean, joint_cov, np.arange(n + 1, 2 * n + 1), x)
     np.testing.assert_allclose(model.posterior_mean(x), mean, atol=1e-10)
     np.testing.assert_allclose(model.posterior_covariance(x), cov, atol=1e-10)
 
 
+def test_saw_flat_prior_is_the_limit_of_wide_priors():
+    x = np.random.default_rng(8).normal(size=7)
+    flat = sq.SawTimeSeries(alpha=0.75)
+    wide = sq.SawTimeSeries(alpha=0.75, theta_sd=1e6)
+    np.testing.assert_allclose(flat.posterior_mean(x), wide.posterior_mean(x), rtol=1e-8)
+    np.testing.assert_allclose(flat.precision(x), wide.precision(x), atol=1e-11)
+
+
 def test_saw_log_joint_is_the_information_form():
-    model = sq.SawTimeSeries(alpha=0.6, theta_sd=2.0, latent_sd=0.7, observation_sd=0.9)
-    x = np.random.default_rng(5).normal(size=5)
-    u = np.random.default_rng(6).normal(size=(4, 6))
-    logp = model.log_joint(tf.constant(u[:, :1]), tf.constant(u[:, 1:, None]), tf.constant(x))
-    logp = logp.numpy()
-    lam, h = model.precision(x), model.linear_term(x)
-    rest = logp + 0.5 * np.einsum("si,ij,sj->s", u, lam, u) - u @ h
-    np.testing.assert_allclose(rest, rest[0], atol=1e-10)
+    for model in [sq.SawTimeSeries(alpha=0.6, theta_sd=2.0, latent_sd=0.7, observation_sd=0.9),
+                  sq.SawTimeSeries(alpha=-1.3, latent_sd=1.4, observation_sd=0.6)]:
+        x = np.random.default_rng(5).normal(size=5)
+        u = np.random.default_rng(6).normal(size=(4, 6))
+        logp = model.log_joint(tf.constant(u[:, :1]), tf.constant(u[:, 1:, None]),
+                               tf.constant(x)).numpy()
+        lam, h = model.precision(x), model.linear_term(x)
+        rest = logp + 0.5 * np.einsum("si,ij,sj->s", u, lam, u) - u @ h
+        np.testing.assert_allclose(rest, rest[0], atol=1e-10)
     in_float32 = model.log_joint(tf.zeros([2, 1]), tf.zeros([2, 5, 1]), x.astype(np.float32))
     assert in_float32.dtype == tf.float32
 
 
 def test_saw_optimal_means_are_affine_in_the_lagged_pair():
-    model = sq.SawTimeSeries(alpha=0.75, observation_sd=1.5)
-    _, _, x = model.sample(50, seed=1)
+    model = sq.SawTimeSeries(alpha=0.5, latent_sd=0.7, observation_sd=1.5)
+    _, _, x = model.sample(50, seed=1, theta=2.0)
     x = x.numpy().astype(np.float64)
     q = model.fvi_optimum(x)
-    s2 = 1.5**2
-    expected = (0.75 * np.r_[0.0, x[:-1]] + (x - q.means[0]) / s2) / (1 + 1 / s2)
+    sz2, sx2 = 0.7**2, 1.5**2
+    previous = np.r_[0.0, x[:-1]]
+    expected = ((previous / sz2 + 0.5 * (x - 0.5 * q.means[0]) / sx2)
+                / (1 / sz2 + 0.25 / sx2))
     np.testing.assert_allclose(q.means[1:], expected, atol=1e-10)
-    # theta's mean is the exact marginal posterior mean: x_n | theta ~ N(theta + a x_{n-1}, 1 + s2).
-    resid = x - 0.75 * np.r_[0.0, x[:-1]]
-    assert q.means[0] == pytest.approx(resid.sum() / (1 + s2) / (1 + len(x) / (1 + s2)))
+    # theta's mean is the exact marginal posterior mean (flat prior): integrating z_n out,
+    # x_n | theta ~ N(alpha (theta + x_{n-1}), alpha^2 s_z^2 + s_x^2), so it is the mean of
+    # x_n / alpha - x_{n-1}.
+    assert q.means[0] == pytest.approx(np.mean(x / 0.5 - previous), rel=1e-10)
     np.testing.assert_allclose(q.variances, 1 / np.diag(model.precision(x)))
 
 
 def test_saw_gaussian_elbo_is_optimal_elbo_minus_kl_difference():
     """ELBO(q) = ELBO(q*) - [KL(q || p) - KL(q* || p)] for any mean-field Gaussian q."""
     model = sq.SawTimeSeries(alpha=0.5, observation_sd=0.8)
-    _, _, x = model.sample(20, seed=3)
-    x = x.numpy().astype(np.float64)
+    x = model.paper_data(20, seed=3).numpy().astype(np.float64)
     lam, h = model.precision(x), model.linear_term(x)
     rng = np.random.default_rng(4)
     means, sds = rng.normal(size=21), rng.uniform(0.3, 1.5, size=21)
@@ -247,10 +299,21 @@ def test_saw_gaussian_elbo_is_optimal_elbo_minus_kl_difference():
                                q_star.variances[1:] ** 0.5) == pytest.approx(model.optimal_elbo(x))
 
 
+def test_saw_expected_log_joint_against_the_float64_elbo():
+    model = sq.SawTimeSeries(alpha=0.75, theta_sd=3.0, latent_sd=1.2, observation_sd=0.9)
+    x = model.paper_data(30, seed=9).numpy()
+    rng = np.random.default_rng(10)
+    means, sds = rng.normal(size=31), rng.uniform(0.3, 1.5, size=31)
+    expected = model.expected_log_joint(x, means[0], sds[0], means[1:], sds[1:])
+    entropy = 0.5 * np.sum(np.log(2 * math.pi * math.e * sds**2))
+    exact = model.gaussian_elbo(x.astype(np.float64), means[0], sds[0], means[1:], sds[1:])
+    assert float(expected) + entropy == pytest.approx(exact, rel=1e-5)
+
+
 def test_saw_elbo_by_monte_carlo():
     """The exact ELBO agrees with a plain Monte Carlo average of log p + entropy."""
     model = sq.SawTimeSeries()
-    _, _, x = model.sample(10, seed=5)
+    _, _, x = model.sample(10, seed=5, theta=1.0)
     x = x.numpy().astype(np.float64)
     q = model.fvi_optimum(x)
     draws = q.means + np.sqrt(q.variances) * np.random.default_rng(6).normal(size=(200_000, 11))
@@ -263,8 +326,7 @@ def test_saw_elbo_by_monte_carlo():
 
 def test_saw_amortized_families_exact_gaps():
     model = sq.SawTimeSeries()
-    _, _, x = model.sample(300, seed=2)
-    x = x.numpy().astype(np.float64)
+    x = model.paper_data(300, seed=2).numpy().astype(np.float64)
     lam, h = model.precision(x), model.linear_term(x)
     groups = np.r_[0, np.ones(len(x), int)]
     best = sq.mean_field_kl(lam, h, model.fvi_optimum(x))
@@ -275,15 +337,27 @@ def test_saw_amortized_families_exact_gaps():
 
 
 def test_saw_sampling_follows_the_model():
-    model = sq.SawTimeSeries(alpha=0.5, theta_sd=1.0, latent_sd=1.0, observation_sd=0.5)
-    theta, z, x = model.sample(50_000, seed=7)
+    model = sq.SawTimeSeries(alpha=0.5, latent_sd=1.0, observation_sd=0.5)
+    theta, z, x = model.sample(50_000, seed=7, theta=1.5)
     theta, z, x = float(theta[0]), z.numpy()[:, 0].astype(np.float64), x.numpy().astype(np.float64)
-    resid_z = z - 0.5 * np.r_[0.0, x[:-1]]
-    resid_x = x - theta - z
+    assert theta == 1.5
+    resid_z = z - np.r_[0.0, x[:-1]]
+    resid_x = x - 0.5 * (theta + z)
     n = len(x)
     assert np.var(resid_z) == pytest.approx(1.0, abs=5 * math.sqrt(2 / n))
     assert np.var(resid_x) == pytest.approx(0.25, abs=5 * 0.25 * math.sqrt(2 / n) + 1e-6)
     assert abs(resid_x.mean()) < 5 * 0.5 / math.sqrt(n) + 1e-5
+    proper = sq.SawTimeSeries(alpha=0.5, theta_sd=2.0)
+    thetas = [float(proper.sample(2, seed=s)[0][0]) for s in range(2000)]
+    assert np.std(thetas) == pytest.approx(2.0, rel=0.1)
+
+
+def test_saw_paper_data_follow_the_authors_recursion():
+    model = sq.SawTimeSeries(alpha=0.75)
+    x = model.paper_data(20_000, seed=11).numpy().astype(np.float64)
+    resid = x - 0.75 * (3.4159 + np.r_[0.0, x[:-1]])
+    assert abs(resid.mean()) < 5 / math.sqrt(len(x))
+    assert np.var(resid) == pytest.approx(1.0, abs=5 * math.sqrt(2 / len(x)) + 1e-5)
 
 
 # ----------------------------------------------------------------- bad inputs
@@ -297,10 +371,15 @@ _SAW, _I2, _1s = sq.SawTimeSeries(), np.eye(2), np.ones(2)
     [
         (lambda: sq.SawTimeSeries(alpha=math.nan), "alpha"),
         (lambda: sq.SawTimeSeries(theta_sd=0.0), "theta_sd"),
+        (lambda: sq.SawTimeSeries(theta_sd="wide"), "theta_sd"),
+        (lambda: sq.SawTimeSeries(alpha=0.0), "alpha"),
+        (lambda: sq.SawTimeSeries().sample(3, seed=0), "theta"),
+        (lambda: sq.SawTimeSeries().sample(3, seed=0, theta=math.nan), "theta"),
+        (lambda: sq.SawTimeSeries().paper_data(0), "num_points"),
         (lambda: sq.SawTimeSeries(latent_sd=-1.0), "latent_sd"),
         (lambda: sq.SawTimeSeries(observation_sd="a"), "observation_sd"),
-        (lambda: sq.SawTimeSeries().sample(0), "num_points"),
-        (lambda: sq.SawTimeSeries().sample(3, seed=-1), "seed"),
+        (lambda: sq.SawTimeSeries().sample(0, theta=1.0), "num_points"),
+        (lambda: sq.SawTimeSeries().sample(3, seed=-1, theta=1.0), "seed"),
         (lambda: sq.SawTimeSeries().precision([1.0]), "x"),
         (lambda: sq.SawTimeSeries().linear_term([[1.0, 2.0]]), "x"),
         (lambda: sq.SawTimeSeries().fvi_optimum([1.0, math.inf]), "x"),
