@@ -45,7 +45,9 @@ from amortlib.networks import (  # noqa: E402
 )
 from amortlib.training import History, fit, minimize  # noqa: E402
 
-__version__ = "0.1.0"
+#: The release: the one place that sets it (pyproject.toml reads it; tools/release.py copies it
+#: into _config.yml and the notebooks' install cell). See "Releases" in README.md.
+__version__ = "0.2.0"
 
 __all__ = [
     "CategoricalGaussian",

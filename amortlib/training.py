@@ -19,7 +19,10 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
-from tqdm.auto import tqdm
+# The plain text bar, not tqdm.auto: the auto bar needs ipywidgets in Jupyter and, without it,
+# warns "IProgress not found" before falling back to this one. The text bar works in every
+# front end (terminal, Jupyter, Colab) and is the same bar that the tests run.
+from tqdm.std import tqdm
 
 from amortlib import _checks
 from amortlib.losses import ESTIMATORS, LOSSES, pq_loss, qp_loss

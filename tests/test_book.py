@@ -93,7 +93,13 @@ def test_first_code_cell_is_the_colab_install_cell(path):
     assert install.startswith("%pip install"), install
     assert "--no-deps" in install.split(), "must not pull or upgrade TensorFlow and friends"
     assert not {"-U", "--upgrade", "--force-reinstall"} & set(install.split()), install
-    assert f'"amortlib @ git+{url}@{branch}"' in install, (install, url, branch)
+    assert install.endswith('"{AMORTLIB}"'), install
+    # The requirement it installs, from the AMORTLIB = (...) lines above it: the release tag
+    # (tests/test_versions.py checks that the tag is v + amortlib.__version__).
+    assignment = re.search(r"^AMORTLIB = \(((?:\s*\"[^\"]*\")+)\s*\)", text, re.M)
+    assert assignment, text
+    requirement = "".join(re.findall(r'"([^"]*)"', assignment.group(1)))
+    assert requirement == f"amortlib @ git+{url}@{branch}", (requirement, url, branch)
 
 
 @notebook
