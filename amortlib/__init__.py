@@ -8,7 +8,8 @@ Modules, named after the ideas of the book:
 - `amortlib.training`: `fit`, the one compiled training loop;
 - `amortlib.evaluation`: exact KL divergences to the posterior, both directions;
 - `amortlib.plots`: the book's figure style;
-- `amortlib.hierarchical`: models with global and local latents (linear, nonlinear, Bayesian decoder);
+- `amortlib.hierarchical`: models with global and local latents (linear, nonlinear, Bayesian
+  decoder);
 - `amortlib.gap`: F-VI, A-VI, the amortization gap, convergence and the refinement diagnostic;
 - `amortlib.sequential`: the saw time series and Gaussian hidden Markov models.
 """

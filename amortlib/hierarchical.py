@@ -103,7 +103,8 @@ class HierarchicalModel:
             )
         expected = (x.shape[0], self.local_dim)
         if z.shape.rank != 3 or tuple(z.shape[1:]) != expected:
-            raise ValueError(f"z must have shape [S, {expected[0]}, {expected[1]}], got {tuple(z.shape)}")
+            raise ValueError(
+                f"z must have shape [S, {expected[0]}, {expected[1]}], got {tuple(z.shape)}")
         return theta, z, x
 
 
@@ -327,9 +328,10 @@ class NonlinearModel(HierarchicalModel):
     def gaussian_elbo(self, x, theta_mean, theta_sd, z_mean, z_sd, *, num_nodes: int = 64) -> float:
         r"""The ELBO of a mean-field Gaussian $q$, by Gauss-Hermite quadrature (no Monte Carlo).
 
-        With $q(\theta) = \mathcal N(m, v)$, $q(z_n) = \mathcal N(\mu_n, w_n)$, $g(z) = z(1 + \sin z)$
-        and $c(z) = \cos z$ the log standard deviation, $\theta$ enters the likelihood through a
-        square, so $\mathbb E_{q(\theta)}[(x_n - \theta - g)^2] = (x_n - m - g)^2 + v$ and only a
+        With $q(\theta) = \mathcal N(m, v)$, $q(z_n) = \mathcal N(\mu_n, w_n)$,
+        $g(z) = z(1 + \sin z)$ and $c(z) = \cos z$ the log standard deviation, $\theta$ enters the
+        likelihood through a square, so
+        $\mathbb E_{q(\theta)}[(x_n - \theta - g)^2] = (x_n - m - g)^2 + v$ and only a
         one-dimensional integral over each $z_n$ remains:
 
         .. math::
@@ -389,7 +391,8 @@ class NonlinearModel(HierarchicalModel):
         c = tf.cos(z)
         v = theta_sd**2
         integrand = (-z**2 / 2 - c
-                     - 0.5 * tf.exp(-2 * c) * ((x[:, None] - theta_mean - z * (1 + tf.sin(z))) ** 2 + v))
+                     - 0.5 * tf.exp(-2 * c)
+                     * ((x[:, None] - theta_mean - z * (1 + tf.sin(z))) ** 2 + v))
         size = tf.cast(tf.size(x), _checks.DTYPE)
         return (tf.reduce_sum(integrand * weights) - size * _LOG_2PI
                 - 0.5 * _LOG_2PI - (theta_mean**2 + v) / 2
@@ -452,7 +455,7 @@ class BayesianDecoder(HierarchicalModel):
         return [tf.reshape(p, [-1, *s]) for p, s in zip(parts, self._shapes)]
 
     def decode(self, theta, z) -> tf.Tensor:
-        r"""The decoder's mean $g_\theta(z_n)$, shape [S, N, D], for ``theta`` [S, P], ``z`` [S, N, d]."""
+        r"""The decoder's mean $g_\theta(z_n)$, [S, N, D], for ``theta`` [S, P], ``z`` [S, N, d]."""
         w1, b1, w2, b2 = self.unpack(tf.convert_to_tensor(theta, _checks.DTYPE))
         hidden = tf.nn.relu(tf.einsum("snd,sdh->snh", z, w1) + b1[:, None, :])
         return tf.einsum("snh,sho->sno", hidden, w2) + b2[:, None, :]

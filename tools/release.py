@@ -56,7 +56,7 @@ def install_cell(url: str, tag: str) -> str:
         f'AMORTLIB = ("amortlib @ git+{owner}/"\n'
         f'            "{name}@{tag}")\n'
         "try:\n"
-        "    import amortlib\n"
+        "    import amortlib  # noqa: F401\n"
         "except ImportError:\n"
         '    %pip install --quiet --no-deps "{AMORTLIB}"'
     )
