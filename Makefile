@@ -47,10 +47,14 @@ NOTEBOOKS = $(wildcard $(addsuffix .ipynb,$(shell sed -n 's/^ *- *file: *//p' _t
 # Where the browser test saves a full-page screenshot of every page (a CI artifact).
 SCREENSHOTS := _build/screenshots
 
-.PHONY: setup mathjax colab-python colab-setup book test unit lint colab-test browser-test \
+.PHONY: venv setup mathjax colab-python colab-setup book test unit lint colab-test browser-test \
   browser-check bench clean
 
-setup: $(VENV)/.installed $(MATHJAX)
+# `venv` is the development environment alone (what make unit and make lint need: no npm);
+# setup adds MathJax for the book.
+venv: $(VENV)/.installed
+
+setup: venv $(MATHJAX)
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -116,10 +120,10 @@ book: setup
 	@echo "The book is at _build/html/index.html"
 
 # No browser here: tests marked `browser` (or in tests/test_browser.py) run in browser-test.
-unit: setup
+unit: venv
 	$(BIN)/python -m pytest tests -m "not browser" --ignore=tests/test_browser.py
 
-lint: setup
+lint: venv
 	$(BIN)/ruff check amortlib tests tools bench book
 
 # One pytest run per notebook: every notebook runs even if one fails, and each is timed.
