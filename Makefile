@@ -1,9 +1,12 @@
 # The README's commands. Each sets up what it needs first.
 #   make book          build the book (executes every notebook) into _build/html, strictly
 #   make test          everything CI checks (see below); fails if any part fails
-#   make unit          unit tests of amortlib and the static checks of the book (tests/)
-#   make colab-test    every notebook of the table of contents under nbval, in .venv-colab:
-#                      Colab's TensorFlow, TFP, tf-keras and numpy plus `pip install .`
+#   make unit          unit tests of amortlib and the static checks of the book (tests/);
+#                      needs no browser, root, apt or npm
+#   make lint          ruff on amortlib, tests, tools, bench and the notebooks
+#   make colab-test    every notebook of the table of contents under nbval, in .venv-colab
+#                      (Colab's Python 3.13 and the locked versions of requirements-colab.txt);
+#                      a cell fails on any warning in its output or anything on stderr
 #   make browser-test  build the book, then open every page in headless Chromium
 #   make bench         the benchmarks (bench/run.py)
 PYTHON ?= python3
@@ -14,29 +17,50 @@ MATHJAX := .cache/mathjax/mathjax/es5/tex-chtml-full.js
 # TensorFlow's C++ start-up messages are noise in logs.
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-# The Colab-like environment: only these four packages are pinned (Google Colab's versions,
-# mid-2026); everything else comes from `pip install .`, that is from amortlib's own loose
-# requirements in pyproject.toml, as it would on Colab. Chapters also import SciPy and
-# scikit-learn, which Colab preinstalls: they are added at the versions of requirements.txt
-# (which match Colab's), and so is the test runner (pytest, nbval, ipykernel).
+# The Colab-like environment: Colab's Python and exactly the packages of the lock file
+# requirements-colab.txt (Colab's versions of what the book uses, everything else pinned too),
+# installed with --no-deps and checked with `pip check`; then amortlib with --no-deps, as the
+# notebooks' install cell does on Colab. There is no fallback to another Python: without
+# Python $(COLAB_PYTHON_VERSION) the Colab targets stop with an error that says how to get it.
+# COLAB_PYTHON is the first of python3.13 on PATH and pyenv's 3.13.* that really is 3.13;
+# set it by hand to use another interpreter of that version.
 COLAB_VENV := .venv-colab
 COLAB_BIN := $(COLAB_VENV)/bin
-COLAB_PINS := tensorflow==2.20.0 tensorflow-probability==0.25.0 tf-keras==2.20.1 numpy==2.1.3
-COLAB_PREINSTALLED = $(shell grep -E '^(scipy|scikit-learn)==' requirements.txt)
-RUNNER_PINS = $(shell grep -E '^(pytest|nbval|ipykernel)==' requirements.txt)
+COLAB_PYTHON_VERSION := 3.13
+ifndef COLAB_PYTHON
+COLAB_PYTHON := $(shell for p in python$(COLAB_PYTHON_VERSION) \
+  $(HOME)/.pyenv/versions/$(COLAB_PYTHON_VERSION).*/bin/python$(COLAB_PYTHON_VERSION); do \
+  "$$p" -c 'import sys; sys.exit(not sys.version.startswith("$(COLAB_PYTHON_VERSION)."))' \
+  2>/dev/null && { command -v "$$p"; break; }; done)
+endif
+# The environment is rebuilt only when its inputs change: the lock file and the Python version
+# (not the Makefile, not a file's date). Each stamp file is named after a hash of its inputs.
+hash = $(shell cat $(1) | sha256sum | cut -c1-16)
+COLAB_KEY := $(call hash,requirements-colab.txt) py$(COLAB_PYTHON_VERSION)
+COLAB_STAMP := $(COLAB_VENV)/.installed-$(subst $() ,-,$(COLAB_KEY))
+# amortlib's source: the notebooks' execution cache and the installed copy follow its hash.
+LIBRARY := pyproject.toml $(sort $(wildcard amortlib/*.py))
+AMORTLIB_KEY := $(call hash,$(LIBRARY))
+BOOK_KEY := $(call hash,$(LIBRARY) requirements.txt)
 # The notebooks of the table of contents, in reading order.
 NOTEBOOKS = $(wildcard $(addsuffix .ipynb,$(shell sed -n 's/^ *- *file: *//p' _toc.yml)))
 # Where the browser test saves a full-page screenshot of every page (a CI artifact).
 SCREENSHOTS := _build/screenshots
 
-.PHONY: setup mathjax colab-setup book test unit colab-test browser-test browser-check bench clean
+.PHONY: venv setup mathjax colab-python colab-setup book test unit lint colab-test browser-test \
+  browser-check bench clean
 
-setup: $(VENV)/.installed $(MATHJAX)
+# `venv` is the development environment alone (what make unit and make lint need: no npm);
+# setup adds MathJax for the book.
+venv: $(VENV)/.installed
+
+setup: venv $(MATHJAX)
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	rm -rf build amortlib.egg-info
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
@@ -51,43 +75,63 @@ $(MATHJAX):
 	rm .cache/mathjax-$(MATHJAX_VERSION).tgz
 	test -f $@
 
-# One resolve for everything, so pip cannot move the Colab pins; then check that it did not.
-$(COLAB_VENV)/.installed: Makefile requirements.txt pyproject.toml
+colab-python:
+	@test -n "$(COLAB_PYTHON)" || { \
+	  echo "error: the Colab-like environment needs Python $(COLAB_PYTHON_VERSION), Colab's," \
+	    "and none was found (tried python$(COLAB_PYTHON_VERSION) on PATH and" \
+	    "~/.pyenv/versions/$(COLAB_PYTHON_VERSION).*). Install it, e.g." \
+	    "'pyenv install $(COLAB_PYTHON_VERSION)', or run make with" \
+	    "COLAB_PYTHON=/path/to/python$(COLAB_PYTHON_VERSION)." >&2; exit 1; }
+
+# Exactly the lock file: --no-deps, so pip resolves nothing; pip check, so nothing is missing;
+# and pip freeze must list the lock file and nothing else.
+$(COLAB_STAMP): | colab-python
 	rm -rf $(COLAB_VENV)
-	$(PYTHON) -m venv $(COLAB_VENV)
-	$(COLAB_BIN)/python -m pip install --quiet --upgrade pip
-	$(COLAB_BIN)/python -m pip install --quiet $(COLAB_PINS) $(COLAB_PREINSTALLED) $(RUNNER_PINS) .
+	$(COLAB_PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_BIN)/python -m pip install --quiet --no-deps -r requirements-colab.txt
 	$(COLAB_BIN)/python -m pip check
-	$(COLAB_BIN)/python -c 'import sys; from importlib.metadata import version; \
-	  bad = [p for p in sys.argv[1:] if version(p.split("==")[0]) != p.split("==")[1]]; \
-	  sys.exit(f"not the Colab versions: {bad}" if bad else 0)' $(COLAB_PINS)
+	$(COLAB_BIN)/python -m pip freeze --all --exclude pip | sort -f > $(COLAB_VENV)/freeze.txt
+	grep -v '^#' requirements-colab.txt | sort -f | diff - $(COLAB_VENV)/freeze.txt
 	touch $@
 
-# amortlib itself is reinstalled (not editable, as on Colab) whenever its source changes.
-$(COLAB_VENV)/.amortlib: $(COLAB_VENV)/.installed $(wildcard amortlib/*.py) pyproject.toml
+# amortlib itself (not editable, as on Colab), reinstalled whenever its source changes. A stale
+# build/ directory could put deleted modules into the install: it is removed first and after.
+$(COLAB_VENV)/.amortlib-$(AMORTLIB_KEY): $(COLAB_STAMP)
+	rm -rf build amortlib.egg-info $(COLAB_VENV)/.amortlib-*
 	$(COLAB_BIN)/python -m pip install --quiet --no-deps --force-reinstall .
+	rm -rf build amortlib.egg-info
 	touch $@
 
-colab-setup: $(COLAB_VENV)/.amortlib
+colab-setup: $(COLAB_VENV)/.amortlib-$(AMORTLIB_KEY)
 
 # Debian's Chromium for the browser test (CI runs as root on a fresh Debian machine).
 /usr/bin/chromium:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 
+# The execution cache (jupyter-cache) is keyed on each notebook alone: it is cleared whenever
+# amortlib's source or the pins change, so the book always runs against the library as it is.
 book: setup
+	@if [ "$$(cat _build/.library-key 2>/dev/null)" != "$(BOOK_KEY)" ]; then \
+	  echo "amortlib or the pins changed: clearing the notebooks' execution cache"; \
+	  rm -rf _build/.jupyter_cache _build/jupyter_execute; fi
 	$(BIN)/jupyter-book build --warningiserror --nitpick --keep-going .
+	echo "$(BOOK_KEY)" > _build/.library-key
 	@echo "The book is at _build/html/index.html"
 
-unit: setup /usr/bin/chromium
-	$(BIN)/python -m pytest tests
+# No browser here: tests marked `browser` (or in tests/test_browser.py) run in browser-test.
+unit: venv
+	$(BIN)/python -m pytest tests -m "not browser" --ignore=tests/test_browser.py
+
+lint: venv
+	$(BIN)/ruff check amortlib tests tools bench book
 
 # One pytest run per notebook: every notebook runs even if one fails, and each is timed.
 colab-test: colab-setup
 	@status=0; for nb in $(NOTEBOOKS); do \
 	  start=$$(date +%s); \
-	  $(COLAB_BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
-	    "$$nb" || { status=1; echo "FAILED: $$nb"; }; \
+	  PYTHONPATH=tools $(COLAB_BIN)/python -m pytest -q -p no:cacheprovider -p nbval_clean \
+	    --nbval-lax --nbval-current-env "$$nb" || { status=1; echo "FAILED: $$nb"; }; \
 	  echo "$$nb ran in $$(( $$(date +%s) - start )) s (Colab environment)"; \
 	done; exit $$status
 
@@ -100,7 +144,7 @@ browser-check: setup /usr/bin/chromium
 # Every part runs even if an earlier one fails; the target fails if any part failed.
 test: setup colab-setup /usr/bin/chromium
 	@failed=""; \
-	for part in unit colab-test book browser-check; do \
+	for part in lint unit colab-test book browser-check; do \
 	  start=$$(date +%s); \
 	  $(MAKE) --no-print-directory $$part || failed="$$failed $$part"; \
 	  echo "== make $$part: $$(( $$(date +%s) - start )) s"; \

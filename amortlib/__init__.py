@@ -8,7 +8,8 @@ Modules, named after the ideas of the book:
 - `amortlib.training`: `fit`, the one compiled training loop;
 - `amortlib.evaluation`: exact KL divergences to the posterior, both directions;
 - `amortlib.plots`: the book's figure style;
-- `amortlib.hierarchical`: models with global and local latents (linear, nonlinear, Bayesian decoder);
+- `amortlib.hierarchical`: models with global and local latents (linear, nonlinear, Bayesian
+  decoder);
 - `amortlib.gap`: F-VI, A-VI, the amortization gap, convergence and the refinement diagnostic;
 - `amortlib.sequential`: the saw time series and Gaussian hidden Markov models;
 - `amortlib.calibration`: exact and simulated coverage and SBC ranks for a scalar latent.
@@ -47,7 +48,9 @@ from amortlib.networks import (  # noqa: E402
 )
 from amortlib.training import History, fit, minimize  # noqa: E402
 
-__version__ = "0.1.0"
+#: The release: the one place that sets it (pyproject.toml reads it; tools/release.py copies it
+#: into _config.yml and the notebooks' install cell). See "Releases" in README.md.
+__version__ = "0.2.0"
 
 __all__ = [
     "CategoricalGaussian",

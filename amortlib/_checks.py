@@ -54,7 +54,8 @@ def seed(value, name: str = "seed"):
     if value is None or isinstance(value, tf.Tensor):
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral | np.integer):
-        raise ValueError(f"{name} must be an integer, a stateless seed tensor or None; got {value!r}")
+        raise ValueError(
+            f"{name} must be an integer, a stateless seed tensor or None; got {value!r}")
     if not 0 <= value < 2**31:
         raise ValueError(f"{name} must be in [0, 2**31), got {value}")
     return tf.constant([0, int(value)], dtype=tf.int32)

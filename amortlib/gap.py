@@ -163,7 +163,8 @@ class Polynomial(tf.Module):
         ([0.0, 0.0], [1.0, 1.0])
     """
 
-    def __init__(self, degree: int, local_dim: int = 1, input_dim: int = 1, name: str | None = None):
+    def __init__(self, degree: int, local_dim: int = 1, input_dim: int = 1,
+                 name: str | None = None):
         super().__init__(name=name)
         self.degree = _non_negative_int("degree", degree)
         self.local_dim = _checks.positive_int("local_dim", local_dim)
@@ -257,7 +258,7 @@ class MLP(tf.Module):
 
 
 class Factorized(tf.Module):
-    r"""F-VI's local family: free parameters $\nu_n = (\text{loc}_n, \log \text{scale}_n)$ for each $n$.
+    r"""F-VI's local family: parameters $\nu_n = (\text{loc}_n, \log \text{scale}_n)$ for each $n$.
 
     Args:
         num_points: number of data points $N$.
@@ -317,10 +318,11 @@ class Amortized(tf.Module):
         self.local_dim = inference_function.local_dim
         if self.inputs == "lagged":
             self.first_loc = tf.Variable(tf.zeros([1, self.local_dim]), name="first_loc")
-            self.first_log_scale = tf.Variable(tf.zeros([1, self.local_dim]), name="first_log_scale")
+            self.first_log_scale = tf.Variable(tf.zeros([1, self.local_dim]),
+                                               name="first_log_scale")
 
     def inputs_of(self, x) -> tf.Tensor:
-        """The inputs of the inference function: ``[N, D]`` for "x", ``[N - 1, 2D]`` for "lagged"."""
+        """The inference function's inputs: ``[N, D]`` for "x", ``[N - 1, 2D]`` for "lagged"."""
         x = _as_data(x)
         x = x if x.shape.rank == 2 else x[:, None]
         if self.inputs == "x":
@@ -397,7 +399,10 @@ class VariationalPosterior(tf.Module):
         return theta, loc + scale * eps_z
 
     def elbo_draws(self, x, sample_size: int, seed) -> tf.Tensor:
-        r"""``sample_size`` unbiased single-draw estimates of the ELBO, $\log p(\theta, z, x) + \mathrm H(q)$."""
+        r"""``sample_size`` unbiased single-draw estimates of the ELBO.
+
+        Each is $\log p(\theta, z, x) + \mathrm H(q)$ at one draw from $q$.
+        """
         theta, z = self.sample(x, sample_size, seed)
         return self.model.log_joint(theta, z, x) + self.entropy(x)
 
@@ -477,7 +482,8 @@ def exact_elbo(model: HierarchicalModel, posterior: VariationalPosterior, x) -> 
     x = _as_data(x)
     loc, scale = posterior.local(x)
     return model.gaussian_elbo(
-        x, float(posterior.theta_loc.numpy()[0]), float(np.exp(posterior.theta_log_scale.numpy()[0])),
+        x, float(posterior.theta_loc.numpy()[0]),
+        float(np.exp(posterior.theta_log_scale.numpy()[0])),
         loc.numpy()[:, 0], scale.numpy()[:, 0],
     )
 

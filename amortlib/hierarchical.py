@@ -103,7 +103,8 @@ class HierarchicalModel:
             )
         expected = (x.shape[0], self.local_dim)
         if z.shape.rank != 3 or tuple(z.shape[1:]) != expected:
-            raise ValueError(f"z must have shape [S, {expected[0]}, {expected[1]}], got {tuple(z.shape)}")
+            raise ValueError(
+                f"z must have shape [S, {expected[0]}, {expected[1]}], got {tuple(z.shape)}")
         return theta, z, x
 
 
@@ -451,7 +452,8 @@ class NonlinearModel(HierarchicalModel):
         c = tf.cos(z)
         v = theta_sd**2
         integrand = (-z**2 / 2 - c
-                     - 0.5 * tf.exp(-2 * c) * ((x[:, None] - theta_mean - z * (1 + tf.sin(z))) ** 2 + v))
+                     - 0.5 * tf.exp(-2 * c)
+                     * ((x[:, None] - theta_mean - z * (1 + tf.sin(z))) ** 2 + v))
         size = tf.cast(tf.size(x), _checks.DTYPE)
         return (tf.reduce_sum(integrand * weights) - size * _LOG_2PI
                 - 0.5 * _LOG_2PI - (theta_mean**2 + v) / 2
@@ -514,7 +516,7 @@ class BayesianDecoder(HierarchicalModel):
         return [tf.reshape(p, [-1, *s]) for p, s in zip(parts, self._shapes)]
 
     def decode(self, theta, z) -> tf.Tensor:
-        r"""The decoder's mean $g_\theta(z_n)$, shape [S, N, D], for ``theta`` [S, P], ``z`` [S, N, d]."""
+        r"""The decoder's mean $g_\theta(z_n)$, [S, N, D], for ``theta`` [S, P], ``z`` [S, N, d]."""
         w1, b1, w2, b2 = self.unpack(tf.convert_to_tensor(theta, _checks.DTYPE))
         hidden = tf.nn.relu(tf.einsum("snd,sdh->snh", z, w1) + b1[:, None, :])
         return tf.einsum("snh,sho->sno", hidden, w2) + b2[:, None, :]

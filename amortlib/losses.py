@@ -7,7 +7,8 @@ Both losses average a divergence over observations drawn from the model, $y \sim
   .. math::
       \mathcal L_{qp}(\phi) = \mathbb E_{p(y)}\Big[\mathbb E_{q_\phi(x \mid y)}
       \big[\log q_\phi(x \mid y) - \log p(x, y)\big]\Big]
-      = \mathbb E_{p(y)}\big[\mathrm{KL}(q_\phi(\cdot \mid y) \,\|\, p(\cdot \mid y)) - \log p(y)\big];
+      = \mathbb E_{p(y)}\big[\mathrm{KL}(q_\phi(\cdot \mid y) \,\|\, p(\cdot \mid y))
+        - \log p(y)\big];
 
 - the **pq loss** (inference compilation, forward KL) is the negative log density of the
   network at the model's own latents,

@@ -78,7 +78,8 @@ class LatentVariableModel:
 
 
 class LinearGaussianParams(NamedTuple):
-    r"""Parameters of $q(x \mid y) = \mathcal N(x;\ a y + b,\ c^2)$; ``c`` is a standard deviation."""
+    r"""Parameters of $q(x \mid y) = \mathcal N(x;\ a y + b,\ c^2)$; ``c`` is a standard deviation.
+    """
 
     a: float
     b: float
@@ -86,7 +87,8 @@ class LinearGaussianParams(NamedTuple):
 
 
 class GaussianUnknownMean(LatentVariableModel):
-    r"""Gaussian with unknown mean: $x \sim \mathcal N(\mu_0, \sigma_0^2)$, $y \mid x \sim \mathcal N(x, \sigma^2)$.
+    r"""Gaussian with unknown mean: $x \sim \mathcal N(\mu_0, \sigma_0^2)$,
+    $y \mid x \sim \mathcal N(x, \sigma^2)$.
 
     The posterior is Gaussian with precision $1/\sigma_0^2 + 1/\sigma^2$:
 
@@ -126,7 +128,8 @@ class GaussianUnknownMean(LatentVariableModel):
         return f"GaussianUnknownMean(mu0={self.mu0}, sigma0={self.sigma0}, sigma={self.sigma})"
 
     def optimal_params(self) -> LinearGaussianParams:
-        r"""The closed-form optimum $(a^*, b^*, c^*)$ of $q(x \mid y) = \mathcal N(a y + b, c^2)$."""
+        r"""The closed-form optimum $(a^*, b^*, c^*)$ of $q(x \mid y) = \mathcal N(a y + b, c^2)$.
+        """
         s0_sq, s_sq = self.sigma0**2, self.sigma**2
         return LinearGaussianParams(
             a=s0_sq / (s0_sq + s_sq),

@@ -22,7 +22,7 @@ __all__ = ["LinearGaussian", "MLP", "MLPGaussian", "CategoricalGaussian", "OpenU
 
 
 class LinearGaussian(tf.Module):
-    r"""The inference network $q_\phi(x \mid y) = \mathcal N(x;\ a y + b,\ c^2)$ with $\phi = (a, b, c)$.
+    r"""The inference network $q_\phi(x \mid y) = \mathcal N(x;\ a y + b,\ c^2)$, $\phi=(a, b, c)$.
 
     ``c`` is a standard deviation, kept positive by storing $\log c$.
 

@@ -19,7 +19,11 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
-from tqdm.auto import tqdm
+
+# The plain text bar, not tqdm.auto: the auto bar needs ipywidgets in Jupyter and, without it,
+# warns "IProgress not found" before falling back to this one. The text bar works in every
+# front end (terminal, Jupyter, Colab) and is the same bar that the tests run.
+from tqdm.std import tqdm
 
 from amortlib import _checks
 from amortlib.losses import ESTIMATORS, LOSSES, pq_loss, qp_loss
@@ -61,8 +65,8 @@ class _Adam:
     ``anneal``, its `CosineDecay` schedule down to 1% of the rate), applied by TensorFlow's
     `ResourceApplyAdam` kernel: in a compiled step, one operation per variable instead of the
     dozen of the Keras optimizer. On the book's small problems that took about 30% off the time
-    of a step and about half a second off the tracing of each run. At 0-based step $t$, with gradient $g$, rate $\eta_t$ and
-    $m, v$ starting at zero:
+    of a step and about half a second off the tracing of each run. At 0-based step $t$, with
+    gradient $g$, rate $\eta_t$ and $m, v$ starting at zero:
 
     $$m \leftarrow \beta_1 m + (1 - \beta_1) g, \quad v \leftarrow \beta_2 v + (1 - \beta_2) g^2,
     \quad w \leftarrow w - \eta_t \frac{\sqrt{1 - \beta_2^{t+1}}}{1 - \beta_1^{t+1}}

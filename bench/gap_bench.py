@@ -61,8 +61,9 @@ def run(repeats):
                          "ms_per_step": statistics.median(r["ms_per_step"] for r in runs)})
         print(f"  N={n} lr={lr}: " + ", ".join(
             f"{r['method']} {r['steps']} steps" for r in rows[-2:]), flush=True)
-    table = ["| N | Adam lr (0.05: cosine decay) | method | steps to 1% (median) | seconds to 1% (median, incl. "
-             "compilation) | ms per step | steps x ms per step (no compilation) | runs |",
+    table = ["| N | Adam lr (0.05: cosine decay) | method | steps to 1% (median) "
+             "| seconds to 1% (median, incl. compilation) | ms per step "
+             "| steps x ms per step (no compilation) | runs |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         steps = "not reached" if r["steps"] is None else f"{r['steps']:.0f}"

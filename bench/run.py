@@ -283,7 +283,8 @@ def markdown(results):
                   "| loss | batch | eager steps/s | amortlib fit steps/s | speed-up | "
                   "first chunk incl. compilation |", "|---|---|---|---|---|---|"]
         for r in results["compiled"]:
-            lines.append(f"| {r['loss']} | {r['batch_size']} | {fmt(r['eager_steps_per_s'], '', 0)} "
+            lines.append(f"| {r['loss']} | {r['batch_size']} "
+                         f"| {fmt(r['eager_steps_per_s'], '', 0)} "
                          f"| {fmt(r['compiled_steps_per_s'], '', 0)} | {fmt(r['speedup'], 'x', 1)} "
                          f"| {fmt(r['first_chunk_s'], ' s')} |")
         lines.append("")
@@ -305,7 +306,8 @@ def markdown(results):
                          f"{stat('total_seconds')} |")
         lines += ["", results.get("accuracy_verdict", ""), ""]
     if "gap" in results:
-        lines += ["## 3. A-VI vs F-VI, linear hierarchical model (goal: A-VI at least 5x faster)", ""]
+        lines += ["## 3. A-VI vs F-VI, linear hierarchical model "
+                  "(goal: A-VI at least 5x faster)", ""]
         gap = results["gap"]
         if "skipped" in gap:
             lines.append(gap["skipped"])
@@ -319,7 +321,8 @@ def markdown(results):
         for name, stat in book["notebooks"].items():
             flag = "" if stat["median"] < 60 else " **over 60 s**"
             lines.append(f"| {name} | {fmt(stat, '', 1)}{flag} |")
-        lines += ["", f"Whole strict book build from an empty cache: {fmt(book['build_seconds'], ' s', 0)}; "
+        lines += ["", "Whole strict book build from an empty cache: "
+                  f"{fmt(book['build_seconds'], ' s', 0)}; "
                   f"peak resident memory of the build's process tree: "
                   f"{fmt(book['build_peak_gib'], ' GiB')}.", ""]
     return "\n".join(lines)

@@ -86,14 +86,20 @@ def test_first_code_cell_is_the_colab_install_cell(path):
     assert "remove-cell" in first.get("metadata", {}).get("tags", []), "not tagged remove-cell"
     url = CONFIG["repository"]["url"].rstrip("/")
     branch = CONFIG["repository"]["branch"]
-    assert re.search(r"^try:\n\s+import amortlib\s*\nexcept ImportError:\n", text, re.M), text
+    assert re.search(r"^try:\n\s+import amortlib *(# noqa: F401)?\nexcept ImportError:\n", text, re.M), text
     installs = [line.strip() for line in text.splitlines() if "pip install" in line]
     assert len(installs) == 1, installs
     install = installs[0]
     assert install.startswith("%pip install"), install
     assert "--no-deps" in install.split(), "must not pull or upgrade TensorFlow and friends"
     assert not {"-U", "--upgrade", "--force-reinstall"} & set(install.split()), install
-    assert f'"amortlib @ git+{url}@{branch}"' in install, (install, url, branch)
+    assert install.endswith('"{AMORTLIB}"'), install
+    # The requirement it installs, from the AMORTLIB = (...) lines above it: the release tag
+    # (tests/test_versions.py checks that the tag is v + amortlib.__version__).
+    assignment = re.search(r"^AMORTLIB = \(((?:\s*\"[^\"]*\")+)\s*\)", text, re.M)
+    assert assignment, text
+    requirement = "".join(re.findall(r'"([^"]*)"', assignment.group(1)))
+    assert requirement == f"amortlib @ git+{url}@{branch}", (requirement, url, branch)
 
 
 @notebook
@@ -251,7 +257,8 @@ def test_public_names_have_docstrings(name):
     module = importlib.import_module(f"amortlib.{name}")
     assert inspect.getdoc(module), f"amortlib.{name} has no module docstring"
     undocumented = [n for n in getattr(module, "__all__", [])
-                    if (inspect.isfunction(getattr(module, n)) or inspect.isclass(getattr(module, n)))
+                    if (inspect.isfunction(getattr(module, n))
+                        or inspect.isclass(getattr(module, n)))
                     and not inspect.getdoc(getattr(module, n))]
     assert not undocumented, undocumented
 
@@ -260,6 +267,7 @@ def test_library_imports_are_declared_in_pyproject():
     """amortlib installs with `pip install .`: every package it imports must be a dependency."""
     import ast
     import importlib.metadata as metadata
+
     import tomllib
 
     declared = {re.split(r"[<>=!~;\[ ]", d)[0].lower().replace("_", "-")

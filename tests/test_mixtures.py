@@ -186,8 +186,8 @@ def test_baseline_reduces_the_variance():
     variances = {}
     for baseline in [True, False]:
         grads = evaluation.gradient_samples(
-            lambda s: losses.qp_loss(model, net, y, estimator="reinforce", sample_size=2,
-                                     baseline=baseline, seed=s),
+            lambda s, baseline=baseline: losses.qp_loss(
+                model, net, y, estimator="reinforce", sample_size=2, baseline=baseline, seed=s),
             net.logits_net.trainable_variables, num_samples=100, seed=1)
         variances[baseline] = sum(g.var(0).sum() for g in grads)
     assert variances[True] < variances[False]

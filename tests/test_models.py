@@ -6,7 +6,7 @@ from amortlib import GaussianUnknownMean
 
 
 def test_posterior_is_bayes_rule(model):
-    """log p(x|y) = log p(x, y) - log p(y) at every (x, y) on a grid: checks posterior and evidence."""
+    """log p(x|y) = log p(x, y) - log p(y) at every (x, y) of a grid: posterior and evidence."""
     y = np.linspace(-6, 6, 13).astype(np.float32)
     x = np.linspace(-6, 6, 41).astype(np.float32)[:, None]
     lhs = model.posterior(y).log_prob(x)

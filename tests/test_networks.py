@@ -13,7 +13,8 @@ def test_call_returns_the_stated_gaussian():
     assert len(q.trainable_variables) == 3
 
 
-@pytest.mark.parametrize("kwargs, name", [(dict(c=0.0), "c"), (dict(c=-1.0), "c"), (dict(a=np.nan), "a")])
+@pytest.mark.parametrize("kwargs, name",
+                         [(dict(c=0.0), "c"), (dict(c=-1.0), "c"), (dict(a=np.nan), "a")])
 def test_bad_initial_values(kwargs, name):
     with pytest.raises(ValueError, match=f"{name} must"):
         LinearGaussian(**kwargs)

@@ -26,9 +26,11 @@ def test_fit_is_deterministic_given_the_seed():
     runs = []
     for _ in range(2):
         net = LinearGaussian()
-        runs.append(fit(GaussianUnknownMean(), net, "qp", num_steps=200, seed=7, progress=False).loss)
+        runs.append(
+            fit(GaussianUnknownMean(), net, "qp", num_steps=200, seed=7, progress=False).loss)
     np.testing.assert_array_equal(runs[0], runs[1])
-    other = fit(GaussianUnknownMean(), LinearGaussian(), "qp", num_steps=200, seed=8, progress=False)
+    other = fit(GaussianUnknownMean(), LinearGaussian(), "qp", num_steps=200, seed=8,
+                progress=False)
     assert not np.array_equal(runs[0], other.loss)
 
 
@@ -152,7 +154,8 @@ def test_minimize_takes_adams_steps(anneal):
     target = np.array([[1.0, -2.0, 0.5], [3.0, 0.0, -1.0]])
 
     def loss(matrix, scalar):
-        return tf.reduce_sum((matrix - target) ** 4) + (scalar - 0.3) ** 2 * tf.reduce_sum(matrix**2)
+        return (tf.reduce_sum((matrix - target) ** 4)
+                + (scalar - 0.3) ** 2 * tf.reduce_sum(matrix**2))
 
     def gradient(matrix, scalar):
         return (4 * (matrix - target) ** 3 + 2 * (scalar - 0.3) ** 2 * matrix,
