@@ -85,7 +85,9 @@ def print_pdf(source: Path, out: Path, chromium: str = browser_check.CHROMIUM) -
             page = browser.new_page(viewport=browser_check.DESKTOP)
             page.set_default_timeout(10 * browser_check.PAGE_TIMEOUT * 1000)
             page.goto(source.resolve().as_uri(), wait_until="load")
-            page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+            # The folded solutions (sphinx-design dropdowns) print open; hidden code stays hidden.
+            page.evaluate("document.querySelectorAll('details.sd-dropdown')"
+                          ".forEach(d => d.open = true)")
             page.evaluate(browser_check.SETTLE_JS)
             page.emulate_media(media="print")
             page.pdf(path=str(out), format="A4", print_background=True, outline=True,
