@@ -333,7 +333,7 @@ def test_licence_citation_and_footer_agree():
 
 
 def test_the_pdf_is_linked_and_named():
-    """`make pdf` writes the PDF into the built book; the how-to page links it, the README names it."""
+    """`make pdf` writes the PDF into the book, linked from How to use, named in the README."""
     import make_pdf
 
     assert f'href="{make_pdf.PDF_NAME}"' in (BOOK / "how_to_use.md").read_text().replace(
