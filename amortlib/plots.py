@@ -28,7 +28,7 @@ __all__ = [
     "use_book_style",
 ]
 
-#: The book's matplotlib settings: text larger than matplotlib's default (10 pt), so that it
+#: The book's matplotlib settings. Text is larger than matplotlib's default (10 pt), so that it
 #: stays readable when a page shrinks a figure to a phone's width,
 #: and SVG output with text drawn as paths (sharp at any zoom, the same fonts on every machine),
 #: with a fixed salt for its ids so that re-running a notebook gives the same file.
@@ -62,7 +62,7 @@ def use_book_style() -> None:
     inline.set_matplotlib_formats("svg")
 
 
-#: Line styles by role: the exact posterior and the networks trained with each loss.
+#: Line styles by role, for the exact posterior and the networks trained with each loss.
 STYLES = {
     "p": dict(color="black", linestyle="-", linewidth=2.5, label=r"exact $p(x \mid y)$"),
     "pq": dict(color="#0072B2", linestyle="--", linewidth=2.0, label=r"$q_{pq}$ (pq loss)"),
