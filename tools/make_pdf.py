@@ -6,7 +6,8 @@ It joins the articles of every page of the table of contents, in reading order, 
 page (``_pdf/whole-book.html`` inside the build, with the theme's styles and the book's own
 MathJax), opens it in the same Chromium as the browser test (Playwright, Debian's
 ``/usr/bin/chromium``), waits until MathJax has typeset the math and the figures have loaded,
-opens the folded solutions, and prints it on A4 with the print styles of ``book_static/book.css``
+opens the folded solutions, and prints it on A4 with the print styles of
+``book_static/book.css``
 (code and outputs wrap), a page number in the footer and an outline of the headings. The pages
 are the HTML build's own output, so the PDF shows exactly what the executed notebooks show,
 without building or executing anything again.
