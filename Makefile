@@ -7,7 +7,8 @@
 #   make colab-test    every notebook of the table of contents under nbval, in .venv-colab
 #                      (Colab's Python 3.13 and the locked versions of requirements-colab.txt);
 #                      a cell fails on any warning in its output or anything on stderr
-#   make browser-test  build the book, then open every page in headless Chromium
+#   make browser-test  build the book and its PDF, then open every page in headless Chromium
+#   make pdf           the whole book as one PDF, _build/html/amortized-inference.pdf
 #   make bench         the benchmarks (bench/run.py)
 PYTHON ?= python3
 VENV := .venv
@@ -46,9 +47,11 @@ BOOK_KEY := $(call hash,$(LIBRARY) requirements.txt)
 NOTEBOOKS = $(wildcard $(addsuffix .ipynb,$(shell sed -n 's/^ *- *file: *//p' _toc.yml)))
 # Where the browser test saves a full-page screenshot of every page (a CI artifact).
 SCREENSHOTS := _build/screenshots
+# The book as one PDF, inside the HTML build so that the book's link to it works.
+PDF := _build/html/amortized-inference.pdf
 
 .PHONY: venv setup mathjax colab-python colab-setup book test unit lint colab-test browser-test \
-  browser-check bench clean
+  browser-check pdf bench clean
 
 # `venv` is the development environment alone (what make unit and make lint need: no npm);
 # setup adds MathJax for the book.
@@ -137,9 +140,20 @@ colab-test: colab-setup
 
 browser-test: book browser-check
 
-# The browser test on the existing build (make test builds once and reuses it).
+# The browser test on the existing build (make test builds once and reuses it): first its own
+# self-test (the `browser` tests: each check catches its defect on a synthetic page), then the
+# PDF, then every page of the book and the PDF.
 browser-check: setup /usr/bin/chromium
-	$(BIN)/python tools/browser_check.py _build/html --screenshots $(SCREENSHOTS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m browser tests/test_browser.py
+	$(MAKE) --no-print-directory pdf
+	$(BIN)/python tools/browser_check.py _build/html --screenshots $(SCREENSHOTS) --pdf $(PDF)
+
+# The whole book as one PDF: the built HTML pages joined and printed by the browser test's
+# Chromium, math typeset, figures as vectors, code wrapped (tools/make_pdf.py). Builds the book
+# first if there is no build.
+pdf: setup /usr/bin/chromium
+	test -f _build/html/index.html || $(MAKE) --no-print-directory book
+	$(BIN)/python tools/make_pdf.py _build/html --out $(PDF)
 
 # Every part runs even if an earlier one fails; the target fails if any part failed.
 test: setup colab-setup /usr/bin/chromium

@@ -6,14 +6,63 @@ each curve also has its own line style so that curves lying on top of each other
 
 from __future__ import annotations
 
+import importlib
+import sys
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["STYLES", "plot_losses", "plot_traces", "plot_posteriors"]
+__all__ = [
+    "GAP_STYLES",
+    "RC",
+    "STYLES",
+    "draw_graph",
+    "plot_density_panels",
+    "plot_elbo_traces",
+    "plot_functions_of_y",
+    "plot_losses",
+    "plot_posteriors",
+    "plot_traces",
+    "running_mean",
+    "use_book_style",
+]
 
-#: Line styles by role: the exact posterior and the networks trained with each loss.
+#: The book's matplotlib settings. Text is larger than matplotlib's default (10 pt), so that it
+#: stays readable when a page shrinks a figure to a phone's width,
+#: and SVG output with text drawn as paths (sharp at any zoom, the same fonts on every machine),
+#: with a fixed salt for its ids so that re-running a notebook gives the same file.
+RC = {
+    "font.size": 12.0,
+    "axes.titlesize": 12.0,
+    "axes.labelsize": 12.0,
+    "xtick.labelsize": 11.0,
+    "ytick.labelsize": 11.0,
+    "legend.fontsize": 11.0,
+    "svg.fonttype": "path",
+    "svg.hashsalt": "amortlib",
+}
+
+
+def use_book_style() -> None:
+    """Apply `RC`, and in IPython or Jupyter show figures as SVG (vector) instead of PNG.
+
+    Importing `amortlib.plots` calls it, so every chapter gets the style. Outside IPython only
+    the matplotlib settings change.
+    """
+    plt.rcParams.update(RC)
+    ipython = sys.modules.get("IPython")
+    if ipython is None or ipython.get_ipython() is None:
+        return
+    if "inline" not in plt.get_backend():  # a terminal's or a script's backend: no inline figures
+        return
+    # matplotlib_inline comes with ipykernel (Jupyter, Colab), which displays inline figures.
+    inline = importlib.import_module("matplotlib_inline.backend_inline")
+    inline.InlineBackend.instance().figure_formats = {"svg"}
+    inline.set_matplotlib_formats("svg")
+
+
+#: Line styles by role, for the exact posterior and the networks trained with each loss.
 STYLES = {
     "p": dict(color="black", linestyle="-", linewidth=2.5, label=r"exact $p(x \mid y)$"),
     "pq": dict(color="#0072B2", linestyle="--", linewidth=2.0, label=r"$q_{pq}$ (pq loss)"),
@@ -264,3 +313,6 @@ def plot_functions_of_y(y, panels: Mapping[str, Mapping[str, np.ndarray]], *,
         ax.legend(loc="best", fontsize="small")
     fig.tight_layout()
     return fig
+
+
+use_book_style()

@@ -1,54 +1,59 @@
-"""Open every page of the built book in headless Chromium and check it as a reader would see it.
+"""Open every page of the built book in headless Chromium and check it as readers see it.
 
-Usage: python tools/browser_check.py _build/html [--screenshots _build/screenshots]
+Usage: python tools/browser_check.py _build/html [--screenshots DIR] [--pdf BOOK.pdf]
 
-For every HTML page of the build (the book's pages, the index and the search page), it loads
-the page from the files (``file://``, as an offline reader opens it), waits for MathJax to
-typeset and for the images to load, and checks that
+Playwright drives Debian's Chromium (``/usr/bin/chromium``, no browser download). Every HTML
+page of the build is loaded from the files (``file://``, as an offline reader opens it) and,
+once MathJax has typeset it and its images have loaded, looked at four ways:
 
-- the math is rendered: every math element holds MathJax output, MathJax reported no TeX
-  error, and no raw TeX (``$...$``, ``$$``, ``\\(``, ``\\[``, ``\\begin{``, a ``\\command``)
-  is left in the text outside code;
-- every image loaded (``naturalWidth > 0``); every chapter (a notebook of the table of
-  contents) shows at least one figure from its outputs, each with alt text and not so wide
-  that the page shrinks it below 1/1.4 of its size (its labels would become too small to read);
-- no error appears: no traceback or ``...Error:`` line in a cell's output, no error or stderr
-  output block, no Sphinx system message, no JavaScript exception or console error, and no
-  resource that failed to load or that needs the network;
-- every internal link resolves to an existing file and, with a ``#fragment``, to an element
-  with that id;
-- every chapter page has the Colab launch button for its own notebook, at the repository URL
-  and branch set in ``_config.yml``.
+- **desktop** (1280 x 900 CSS px): the math is rendered (every math element holds MathJax
+  output, MathJax reported no TeX error, no raw TeX such as ``$...$``, ``$$``, ``\\(``,
+  ``\\begin{`` or a ``\\command`` left in the text outside code); every image loaded; every
+  chapter (a notebook of the table of contents) shows at least one figure from its outputs,
+  each with alt text, drawn sharp (vector, or a bitmap of at least 2 device pixels per CSS
+  pixel) and with its smallest text at least ``MIN_TEXT_PX['desktop']`` CSS px high; no code
+  or output block scrolls sideways; no error (no traceback or ``...Error:`` line in an output,
+  no error or stderr block, no Sphinx system message, no JavaScript exception or console error,
+  no resource that failed or that needs the network); no ``nan`` and no ``WARNING`` or
+  ``Warning:`` in a cell's output; every chapter has the Colab launch button for its own
+  notebook, at the repository and branch of ``_config.yml``;
+- **phone** (400 x 800): no element makes the page wider than the screen, and figure text is at
+  least ``MIN_TEXT_PX['phone']`` CSS px high (at 2 device pixels per CSS pixel);
+- **dark mode** (the theme's dark colours): figures keep a light panel, unfiltered, so that
+  their black text and white background stay as drawn;
+- **print** (the width of an A4 page between 1 cm margins): no code or output block is cut
+  off (scrolls sideways, which paper cannot).
 
-It saves a full-page screenshot of every page (PNG) into the screenshots folder, prints one line
-per page, and exits with status 1 if any check failed. Chromium talks to this script over the
-DevTools protocol on a pipe (``--remote-debugging-pipe``), so no package beyond the standard
-library is needed.
+Every internal link must resolve to an existing file and, with a ``#fragment``, to an element
+with that id. The API reference must have one page per module of ``amortlib`` naming every entry
+of that module's ``__all__``. With ``--pdf``, the book's PDF (``make pdf``) is checked too: its
+page count, the title of every page of the book in its outline, MathJax's fonts for the math,
+and at least as many figures as the HTML book has.
+
+It saves full-page screenshots (desktop and phone) and the first screen in dark mode of every
+page into the screenshots folder, prints one line per page and a summary of the measurements,
+and exits with status 1 if any check failed.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
+import ast
 import html.parser
-import json
-import os
 import re
-import select
 import shutil
-import subprocess
+import struct
 import sys
-import tempfile
 import time
 import urllib.parse
+import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 # Headless, and nothing that reaches for the network (the machine, like a reader on a train,
-# may be offline).
+# may be offline). --no-sandbox: CI runs as root.
 FLAGS = [
-    "--headless",
     "--no-sandbox",
     "--disable-gpu",
     "--disable-quic",
@@ -57,13 +62,20 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
     "--hide-scrollbars",
-    "--remote-debugging-pipe",
 ]
-WIDTH, HEIGHT = 1280, 900  # a laptop browser window, in CSS pixels
+DESKTOP = {"width": 1280, "height": 900}  # a laptop browser window, in CSS pixels
+PHONE = {"width": 400, "height": 800}  # a phone held upright
+PRINT_WIDTH = 718  # A4 (210 mm) less two 1 cm margins, at 96 CSS px per inch
 PAGE_TIMEOUT = 60.0  # seconds for a page to load and typeset
-# A figure drawn wider than the page is scaled down, and its labels with it. Matplotlib's inline
-# figures are 100 dpi, so 1.4 times the ~690 px text column is a figure of about 9.5 inches.
-MAX_SHRINK = 1.4
+# The smallest figure text, in CSS pixels, that a reader can still read: at a desktop's reading
+# distance, and on a phone (held closer, with 2-3 device pixels per CSS pixel; vector figures
+# stay sharp, and a reader can zoom).
+MIN_TEXT_PX = {"desktop": 9.0, "phone": 6.0}
+# A bitmap figure needs this many pixels per CSS pixel to stay sharp on a high-density screen.
+MIN_DENSITY = 2.0
+# The smallest font (pt) assumed in a bitmap figure, whose text cannot be measured:
+# matplotlib's "small" at its default 10 pt.
+BITMAP_FONT_PT = 10.0 / 1.2
 
 # Raw TeX that MathJax should have replaced, looked for in the text outside code and math.
 RAW_TEX = [
@@ -82,6 +94,10 @@ REDIRECT = re.compile(r'<meta http-equiv="Refresh" content="0; url=([^"]+)"', re
 # Error output of a cell: a Python traceback, or a line such as "ValueError: ...".
 ERROR_TEXT = re.compile(r"Traceback \(most recent call last\)|^\s*\w*(?:Error|Exception): ",
                         re.MULTILINE)
+# What a reader should never see in an output: a NaN, or a warning (TensorFlow's "WARNING:",
+# Python's "...Warning: ").
+NAN_TEXT = re.compile(r"(?<![\w.])nan(?![\w(])", re.IGNORECASE)
+WARNING_TEXT = re.compile(r"WARNING|Warning:")
 
 # Everything the page reports about itself, computed in the page after it has settled.
 INSPECT_JS = r"""
@@ -98,9 +114,9 @@ INSPECT_JS = r"""
       e => text_of(e, 'mjx-container, script, style'));
   const math = Array.from(document.querySelectorAll('.math'));
   const images = Array.from(main.querySelectorAll('img')).map(img => ({
-      src: img.getAttribute('src'), alt: img.getAttribute('alt') || '',
+      src: img.src, alt: img.getAttribute('alt') || '',
       ok: img.complete && img.naturalWidth > 0, width: img.naturalWidth,
-      shown: Math.round(img.getBoundingClientRect().width),
+      shown: img.getBoundingClientRect().width,
       output: !!img.closest('.cell_output')}));
   const ids = Array.from(document.querySelectorAll('[id]')).map(e => e.id)
       .concat(Array.from(document.querySelectorAll('a[name]')).map(e => e.name));
@@ -129,6 +145,87 @@ INSPECT_JS = r"""
 })()
 """
 
+# The code and output blocks of the page, and which of them scroll sideways (or, in print, are
+# cut off): a block whose content is wider than its box (in itself or in a box around it inside
+# the main column), or that sticks out of the main column.
+BLOCKS_JS = r"""
+(() => {
+  const main = document.querySelector('main') || document.body;
+  const blocks = Array.from(main.querySelectorAll(
+      'pre, .cell_output table, .cell_output .text_html'))
+      .filter(e => !e.parentElement.closest('pre'));
+  const label = e => (e.closest('.cell_output') ? 'output' :
+                      e.closest('.cell_input') ? 'code cell' : 'code') +
+      ' "' + e.textContent.trim().split('\n')[0].slice(0, 60) + '"';
+  const column = main.getBoundingClientRect().right;
+  const wide = [];
+  for (const e of blocks) {
+    let over = 0;
+    for (let a = e; a && a !== main; a = a.parentElement) {
+      if (a.clientWidth > 0 && a.scrollWidth > a.clientWidth + 1) {
+        over = a.scrollWidth - a.clientWidth;
+        break;
+      }
+    }
+    over = Math.max(over, Math.round(e.getBoundingClientRect().right - column));
+    if (over > 1) wide.push(label(e) + ' by ' + over + ' px');
+  }
+  return {count: blocks.length, wide: wide};
+})()
+"""
+
+# Elements that stick out of the viewport on the right (and so widen the page) that are not
+# inside a box that scrolls or clips them.
+WIDE_PAGE_JS = r"""
+(() => {
+  const vw = window.innerWidth;
+  const page = Math.max(document.documentElement.scrollWidth, document.body.scrollWidth);
+  const clipped = e => {
+    for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
+      const s = getComputedStyle(a);
+      if (s.overflowX !== 'visible' && s.overflowX !== 'clip' || s.position === 'fixed')
+        return true;
+      if (s.overflowX === 'clip') return true;
+    }
+    return false;
+  };
+  const culprits = [];
+  if (page > vw + 1) {
+    for (const e of document.body.querySelectorAll('*')) {
+      const r = e.getBoundingClientRect();
+      if (r.right > vw + 1 && r.width > 0 && !clipped(e)) {
+        const inner = Array.from(e.children).some(c => c.getBoundingClientRect().right > vw + 1);
+        const cls = typeof e.className === 'string' && e.className.trim()
+            ? '.' + e.className.trim().split(/\s+/).join('.') : '';
+        if (!inner) culprits.push(e.tagName.toLowerCase() + cls +
+            ' "' + e.textContent.trim().slice(0, 50) + '" reaches ' + Math.round(r.right) + ' px');
+      }
+      if (culprits.length >= 5) break;
+    }
+  }
+  return {viewport: vw, width: page, culprits: culprits,
+          height: Math.ceil(document.documentElement.scrollHeight)};
+})()
+"""
+
+# How the figures of the cell outputs look: shown size, filter, and the colour behind them.
+FIGURES_JS = r"""
+(() => {
+  const main = document.querySelector('main') || document.body;
+  const background = e => {
+    for (let a = e; a; a = a.parentElement) {
+      const c = getComputedStyle(a).backgroundColor;
+      const m = c.match(/rgba?\(([\d.]+),\s*([\d.]+),\s*([\d.]+)(?:,\s*([\d.]+))?\)/);
+      if (m && (m[4] === undefined || +m[4] > 0.5)) return [+m[1], +m[2], +m[3]];
+    }
+    return [255, 255, 255];
+  };
+  return Array.from(main.querySelectorAll('.cell_output img')).map(img => ({
+    src: img.src, shown: img.getBoundingClientRect().width,
+    filter: getComputedStyle(img).filter, background: background(img)}));
+})()
+"""
+
 # Resolves once MathJax has typeset the page (if it has math), the images have loaded or failed,
 # and the fonts are ready.
 SETTLE_JS = r"""
@@ -153,110 +250,78 @@ SETTLE_JS = r"""
                         'animation: none !important; scroll-behavior: auto !important; }';
     document.head.appendChild(still);
   }
-  await sleep(200);
+  await sleep(150);
   window.scrollTo(0, 0);
   await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
   return true;
 })()
 """
 
+# The theme's dark mode, as its light/dark button sets it.
+DARK_JS = r"""
+(() => {
+  document.documentElement.dataset.mode = 'dark';
+  document.documentElement.dataset.theme = 'dark';
+})()
+"""
 
-class Chromium:
-    """Headless Chromium driven over the DevTools protocol on a pipe (fds 3 and 4)."""
 
-    def __init__(self, executable: str = CHROMIUM):
-        self.profile = tempfile.mkdtemp(prefix="chromium-profile-")
-        to_browser_r, self._to_browser = os.pipe()
-        self._from_browser, from_browser_w = os.pipe()
+# --- figures: how big their text is ------------------------------------------------------------
 
-        def wire_pipes():  # in the child: the protocol reads fd 3 and writes fd 4
-            read_end, write_end = os.dup(to_browser_r), os.dup(from_browser_w)
-            os.dup2(read_end, 3)
-            os.dup2(write_end, 4)
-            os.set_inheritable(3, True)
-            os.set_inheritable(4, True)
+def svg_text(data: bytes) -> tuple[float, float] | None:
+    """(width of the drawing in its own units, smallest font size in those units) of an SVG.
 
-        self.process = subprocess.Popen(
-            [executable, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
-            preexec_fn=wire_pipes, close_fds=False,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        os.close(to_browser_r)
-        os.close(from_browser_w)
-        self._buffer = b""
-        self._next_id = 0
-        self.events: list[dict] = []
-        targets = self.call("Target.getTargets")["targetInfos"]
-        page = next(t for t in targets if t["type"] == "page")
-        self.session = self.call("Target.attachToTarget", targetId=page["targetId"],
-                                 flatten=True)["sessionId"]
-        for domain in ("Page", "Runtime", "Network", "Log"):
-            self.call(f"{domain}.enable", session=True)
+    Matplotlib draws each text as glyph paths in a group ``scale(s -s)`` with ``s`` its font size
+    over 100 (sub- and superscripts scale again inside that group, and are not counted); SVG text
+    elements give their font size directly. None if the file has no text.
+    """
+    text = data.decode("utf-8", errors="replace")
+    box = re.search(r'viewBox="\s*[-\d.]+[\s,]+[-\d.]+[\s,]+([\d.]+)', text)
+    width = re.search(r'<svg[^>]*\swidth="([\d.]+)', text)
+    if not (box or width):
+        return None
+    units = float(box.group(1) if box else width.group(1))
+    sizes = [100 * float(a) for a, b in re.findall(r"scale\(([\d.]+) -([\d.]+)\)", text)
+             if a == b]
+    sizes += [float(s) for s in re.findall(r"font(?:-size)?:[^;\"]*?([\d.]+)px", text)]
+    return (units, min(sizes)) if sizes else None
 
-    def _receive(self, deadline: float) -> dict:
-        while b"\0" not in self._buffer:
-            ready, _, _ = select.select([self._from_browser], [], [], max(0.0, deadline - time.time()))
-            if not ready:
-                raise TimeoutError("Chromium did not answer in time")
-            chunk = os.read(self._from_browser, 1 << 20)
-            if not chunk:
-                raise EOFError("Chromium closed the DevTools pipe")
-            self._buffer += chunk
-        message, self._buffer = self._buffer.split(b"\0", 1)
-        return json.loads(message)
 
-    def call(self, method: str, *, session: bool = False, timeout: float = PAGE_TIMEOUT,
-             **params) -> dict:
-        """Send one command and wait for its answer, keeping the events that arrive meanwhile."""
-        self._next_id += 1
-        message = {"id": self._next_id, "method": method, "params": params}
-        if session:
-            message["sessionId"] = self.session
-        os.write(self._to_browser, json.dumps(message).encode() + b"\0")
-        deadline = time.time() + timeout
-        while True:
-            answer = self._receive(deadline)
-            if answer.get("id") == self._next_id:
-                if "error" in answer:
-                    raise RuntimeError(f"{method}: {answer['error']}")
-                return answer["result"]
-            self.events.append(answer)
+def png_dpi(data: bytes) -> float | None:
+    """The resolution stored in a PNG (pHYs chunk, as matplotlib writes it), in dots per inch."""
+    at = data.find(b"pHYs")
+    if at < 0:
+        return None
+    x, _, unit = struct.unpack(">IIB", data[at + 4:at + 13])
+    return x * 0.0254 if unit == 1 else None
 
-    def wait_for_event(self, method: str, timeout: float = PAGE_TIMEOUT) -> dict:
-        deadline = time.time() + timeout
-        for i, event in enumerate(self.events):
-            if event.get("method") == method:
-                return self.events.pop(i)
-        while True:
-            event = self._receive(deadline)
-            if event.get("method") == method:
-                return event
-            self.events.append(event)
 
-    def evaluate(self, expression: str, timeout: float = PAGE_TIMEOUT):
-        result = self.call("Runtime.evaluate", session=True, timeout=timeout,
-                           expression=expression, awaitPromise=True, returnByValue=True)
-        if "exceptionDetails" in result:
-            raise RuntimeError(f"script failed: {result['exceptionDetails']}")
-        return result["result"].get("value")
+def local_file(url: str) -> Path | None:
+    parsed = urllib.parse.urlparse(url)
+    return Path(urllib.parse.unquote(parsed.path)) if parsed.scheme == "file" else None
 
-    def close(self):
-        try:
-            self.call("Browser.close", timeout=10)
-        except (TimeoutError, EOFError, RuntimeError, OSError):
-            pass
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        for fd in (self._to_browser, self._from_browser):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        shutil.rmtree(self.profile, ignore_errors=True)
 
+def figure_text(src: str, natural: float, shown: float) -> dict:
+    """The smallest text of a figure as shown (CSS px), whether it is vector, its density."""
+    path = local_file(src)
+    if path is None or not path.exists() or not shown:
+        return {}
+    data = path.read_bytes()
+    if path.suffix.lower() == ".svg":
+        measured = svg_text(data)
+        if measured is None:
+            return {"vector": True}
+        units, smallest = measured
+        return {"vector": True, "text_px": smallest * shown / units}
+    dpi = png_dpi(data) if data[:8] == b"\x89PNG\r\n\x1a\n" else None
+    density = natural / shown
+    info = {"vector": False, "density": density}
+    if dpi:
+        info["text_px"] = BITMAP_FONT_PT * dpi / 72 / density
+    return info
+
+
+# --- the pages -------------------------------------------------------------------------------
 
 class _Ids(html.parser.HTMLParser):
     """The ids (and <a name>s) of a static HTML file, for links into pages not opened."""
@@ -287,39 +352,89 @@ def read_config() -> dict:
     return {"url": fields["url"].strip("\"'").rstrip("/"), "branch": fields["branch"].strip("\"'")}
 
 
+def toc_files() -> list[str]:
+    """Document names (such as ``book/intro``) of the table of contents, in reading order."""
+    text = (ROOT / "_toc.yml").read_text()
+    root = re.search(r"^root:\s*(\S+)", text, re.MULTILINE)
+    files = re.findall(r"^\s*-?\s*file:\s*(\S+)", text, re.MULTILINE)
+    return ([root.group(1)] if root else []) + files
+
+
 def toc_notebooks() -> list[str]:
     """Document names (such as ``book/gaussian_unknown_mean``) of the toc's notebooks."""
-    files = re.findall(r"^\s*-?\s*file:\s*(\S+)", (ROOT / "_toc.yml").read_text(), re.MULTILINE)
-    return [f for f in files if (ROOT / f"{f}.ipynb").exists()]
+    return [f for f in toc_files() if (ROOT / f"{f}.ipynb").exists()]
+
+
+def module_names() -> dict[str, list[str]]:
+    """``{module: its __all__}`` for every public module of amortlib (read, not imported)."""
+    names = {}
+    for path in sorted((ROOT / "amortlib").glob("*.py")):
+        if path.stem.startswith("_"):
+            continue
+        for node in ast.parse(path.read_text()).body:
+            if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                    and getattr(node.targets[0], "id", None) == "__all__"):
+                names[path.stem] = list(ast.literal_eval(node.value))
+        names.setdefault(path.stem, [])
+    return names
 
 
 def file_url(path: Path) -> str:
     return path.resolve().as_uri()
 
 
-def check_page(browser: Chromium, html_root: Path, page: Path, shots: Path | None,
+def shot_name(html_root: Path, page: Path, view: str) -> str:
+    return page.relative_to(html_root).with_suffix("").as_posix().replace("/", "__") + \
+        f".{view}.png"
+
+
+class Browser:
+    """One Chromium page, reused for every page of the book, with what it logged."""
+
+    def __init__(self, executable: str = CHROMIUM):
+        from playwright.sync_api import sync_playwright
+
+        self._playwright = sync_playwright().start()
+        self.browser = self._playwright.chromium.launch(executable_path=executable, args=FLAGS)
+        self.context = self.browser.new_context(viewport=DESKTOP, device_scale_factor=1)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(PAGE_TIMEOUT * 1000)
+        self.events: list[str] = []
+        self.page.on("pageerror", lambda e: self.events.append(f"JavaScript exception: {e}"))
+        self.page.on("console", self._console)
+        self.page.on("request", self._request)
+        self.page.on("requestfailed", lambda r: self.events.append(
+            f"resource failed to load: {r.failure} ({r.resource_type}) {r.url}"))
+
+    def _console(self, message):
+        if message.type == "error" and not THEME_MODE_NOTICE.fullmatch(message.text):
+            self.events.append(f"console error: {message.text}")
+
+    def _request(self, request):
+        if not request.url.startswith(("file:", "data:", "blob:", "about:")):
+            self.events.append(f"the page requests a network resource: {request.url}")
+
+    def close(self):
+        try:
+            self.browser.close()
+        finally:
+            self._playwright.stop()
+
+
+def check_page(browser: Browser, html_root: Path, page: Path, shots: Path | None,
                chapters: dict[str, str]) -> tuple[list[str], dict]:
-    """Load one page, return (problems, facts) and save its screenshot."""
+    """Load one page in the four views, return (problems, facts) and save its screenshots."""
     problems: list[str] = []
+    tab = browser.page
     browser.events.clear()
-    browser.call("Emulation.setDeviceMetricsOverride", session=True, width=WIDTH, height=HEIGHT,
-                 deviceScaleFactor=1, mobile=False)
-    browser.call("Page.navigate", session=True, url=file_url(page))
-    browser.wait_for_event("Page.loadEventFired")
-    browser.evaluate(SETTLE_JS)
-    facts = browser.evaluate(INSPECT_JS)
-    # Lay the whole page out at once (so nothing waits for scrolling), let it settle again,
-    # then inspect it and take the screenshot.
-    browser.call("Emulation.setDeviceMetricsOverride", session=True, width=WIDTH,
-                 height=min(max(facts["height"], HEIGHT), 60000), deviceScaleFactor=1,
-                 mobile=False)
-    browser.evaluate(SETTLE_JS)
-    facts = browser.evaluate(INSPECT_JS)
+    tab.emulate_media(media="screen", color_scheme="light")
+    tab.set_viewport_size(DESKTOP)
+    tab.goto(file_url(page), wait_until="load")
+    tab.evaluate(SETTLE_JS)
+    facts = tab.evaluate(INSPECT_JS)
+    doc = page.relative_to(html_root).with_suffix("").as_posix()
     if shots is not None:
-        shot = browser.call("Page.captureScreenshot", session=True, format="png",
-                            captureBeyondViewport=True)
-        name = page.relative_to(html_root).with_suffix(".png").as_posix().replace("/", "__")
-        (shots / name).write_bytes(base64.b64decode(shot["data"]))
+        tab.screenshot(path=shots / shot_name(html_root, page, "desktop"), full_page=True)
 
     # Math: rendered by MathJax, without TeX errors, and no raw TeX left in the text.
     if facts["math_unrendered"]:
@@ -334,58 +449,97 @@ def check_page(browser: Chromium, html_root: Path, page: Path, shots: Path | Non
             context = facts["prose"][max(0, match.start() - 40):match.end() + 40]
             problems.append(f"raw TeX ({what}) in the text: ...{' '.join(context.split())}...")
 
-    # Images: all loaded; a chapter shows figures, each with alt text.
+    # Images: all loaded; a chapter shows figures, each with alt text, sharp, text readable.
     for image in facts["images"]:
         if not image["ok"]:
             problems.append(f"image did not load: {image['src']}")
-    doc = page.relative_to(html_root).with_suffix("").as_posix()
     figures = [i for i in facts["images"] if i["output"] and i["ok"]]
-    if doc in chapters:
-        if not figures:
-            problems.append("chapter shows no figure (no image in its cell outputs)")
-        for image in figures:
-            if image["shown"] and image["width"] > MAX_SHRINK * image["shown"]:
-                problems.append(
-                    f"figure {image['src']} is {image['width']} px wide but shown at "
-                    f"{image['shown']} px: its text shrinks to {image['shown'] / image['width']:.0%}"
-                    " (keep figures within about 9 inches)")
-            alt = image["alt"].strip()
-            if not alt or alt == image["src"] or re.fullmatch(r"\S+\.(png|svg|jpe?g)", alt):
-                problems.append(f"figure without alt text: {image['src']}")
+    facts["figures"] = []
+    if doc in chapters and not figures:
+        problems.append("chapter shows no figure (no image in its cell outputs)")
+    for image in figures:
+        name = Path(urllib.parse.urlparse(image["src"]).path).name
+        alt = image["alt"].strip()
+        if not alt or alt == image["src"] or re.fullmatch(r"\S+\.(png|svg|jpe?g)", alt):
+            problems.append(f"figure without alt text: {name}")
+        info = figure_text(image["src"], image["width"], image["shown"])
+        info["name"] = name
+        facts["figures"].append(info)
+        if not info.get("vector") and info.get("density", MIN_DENSITY) < MIN_DENSITY:
+            problems.append(f"figure {name} is blurry: a bitmap with {info['density']:.2f} "
+                            f"pixels per CSS pixel (vector or at least {MIN_DENSITY:g} needed)")
+        if info.get("text_px", 99) < MIN_TEXT_PX["desktop"]:
+            problems.append(f"figure {name}: its smallest text is {info['text_px']:.1f} px high "
+                            f"at desktop width (at least {MIN_TEXT_PX['desktop']:g} px needed)")
 
-    # Errors: in cell outputs, on the page, in the browser.
+    # Outputs: no error, no NaN, no warning; errors on the page and in the browser.
     for output in facts["outputs"]:
-        match = ERROR_TEXT.search(output)
-        if match:
-            problems.append("error in a cell output: "
-                            + " ".join(output[match.start():match.start() + 160].split()))
+        for pattern, what in ((ERROR_TEXT, "error"), (NAN_TEXT, "nan"),
+                              (WARNING_TEXT, "warning")):
+            match = pattern.search(output)
+            if match:
+                problems.append(f"{what} in a cell output: "
+                                + " ".join(output[max(0, match.start() - 40):
+                                                  match.start() + 120].split()))
     problems += [f"error block on the page: {b}" for b in facts["error_blocks"]]
-    for event in browser.events:
-        method, params = event.get("method"), event.get("params", {})
-        if method == "Runtime.exceptionThrown":
-            details = params["exceptionDetails"]
-            text = details.get("exception", {}).get("description") or details.get("text")
-            problems.append(f"JavaScript exception: {text}")
-        elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
-            args = " ".join(str(a.get("value", a.get("description", ""))) for a in params["args"])
-            if not THEME_MODE_NOTICE.fullmatch(args):
-                problems.append(f"console error: {args}")
-        elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
-            problems.append(f"browser error: {params['entry'].get('text')} "
-                            f"{params['entry'].get('url', '')}")
-        elif method == "Network.requestWillBeSent":
-            url = params["request"]["url"]
-            if not url.startswith(("file:", "data:", "blob:", "about:")):
-                problems.append(f"the page requests a network resource: {url}")
-        elif method == "Network.loadingFailed" and not params.get("canceled"):
-            problems.append(f"resource failed to load: {params.get('errorText')} "
-                            f"({params.get('type')})")
+
+    # Code and output blocks fit the column at desktop width.
+    blocks = tab.evaluate(BLOCKS_JS)
+    facts["blocks"], facts["wide_blocks"] = blocks["count"], len(blocks["wide"])
+    problems += [f"scrolls sideways at {DESKTOP['width']} px: {b}" for b in blocks["wide"]]
 
     # The Colab launch button of a chapter points at its own notebook in the repository.
-    if doc in chapters:
-        expected = chapters[doc]
-        if expected not in facts["links"]:
-            problems.append(f"no Colab launch button to {expected}")
+    if doc in chapters and chapters[doc] not in facts["links"]:
+        problems.append(f"no Colab launch button to {chapters[doc]}")
+
+    # Phone: nothing widens the page; figure text at phone width.
+    tab.set_viewport_size(PHONE)
+    tab.evaluate(SETTLE_JS)
+    phone = tab.evaluate(WIDE_PAGE_JS)
+    facts["phone_width"], facts["phone_height"] = phone["width"], phone["height"]
+    if phone["width"] > phone["viewport"] + 1:
+        problems.append(f"page is {phone['width']} px wide on a {phone['viewport']} px phone: "
+                        + "; ".join(phone["culprits"]))
+    facts["phone_text_px"] = []
+    for shown in tab.evaluate(FIGURES_JS):
+        image = next((i for i in figures if i["src"] == shown["src"]), None)
+        if image is None:
+            continue
+        info = figure_text(shown["src"], image["width"], shown["shown"])
+        if "text_px" in info:
+            facts["phone_text_px"].append(info["text_px"])
+            if info["text_px"] < MIN_TEXT_PX["phone"]:
+                name = Path(urllib.parse.urlparse(shown["src"]).path).name
+                problems.append(f"figure {name}: its smallest text is {info['text_px']:.1f} px "
+                                f"high on a phone (at least {MIN_TEXT_PX['phone']:g} px needed)")
+    if shots is not None:
+        tab.screenshot(path=shots / shot_name(html_root, page, "phone"), full_page=True)
+
+    # Dark mode: figures on a light panel, not filtered into grey.
+    tab.set_viewport_size(DESKTOP)
+    tab.emulate_media(media="screen", color_scheme="dark")
+    tab.evaluate(DARK_JS)
+    tab.evaluate(SETTLE_JS)
+    for shown in tab.evaluate(FIGURES_JS):
+        name = Path(urllib.parse.urlparse(shown["src"]).path).name
+        light = sum(c * w for c, w in zip(shown["background"], (0.2126, 0.7152, 0.0722))) / 255
+        if shown["filter"] not in ("none", ""):
+            problems.append(f"figure {name} in dark mode is filtered ({shown['filter']})")
+        if light < 0.9:
+            problems.append(f"figure {name} in dark mode sits on a grey or dark panel "
+                            f"(rgb{tuple(shown['background'])})")
+    if shots is not None:
+        tab.screenshot(path=shots / shot_name(html_root, page, "dark"))
+
+    # Print: nothing cut off on an A4 page.
+    tab.emulate_media(media="print", color_scheme="light")
+    tab.set_viewport_size({"width": PRINT_WIDTH, "height": DESKTOP["height"]})
+    tab.evaluate(SETTLE_JS)
+    printed = tab.evaluate(BLOCKS_JS)
+    facts["print_cut"] = len(printed["wide"])
+    problems += [f"cut off in print: {b}" for b in printed["wide"]]
+
+    problems += browser.events
     return problems, facts
 
 
@@ -410,11 +564,88 @@ def check_links(html_root: Path, pages: dict[Path, dict]) -> dict[Path, list[str
     return problems
 
 
+def check_api(html_root: Path, pages: dict[Path, dict]) -> dict[Path, list[str]]:
+    """One page per module (book/api/<module>.html) naming every entry of its __all__."""
+    problems: dict[Path, list[str]] = {}
+    for module, names in module_names().items():
+        page = html_root / "book" / "api" / f"{module}.html"
+        if not page.exists():
+            problems[page] = [f"no API page for amortlib.{module}"]
+            continue
+        ids = set(pages[page]["ids"]) if page in pages else static_ids(page)
+        missing = [n for n in names if f"amortlib.{module}.{n}" not in ids]
+        if missing:
+            problems[page] = [f"amortlib.{module}.{n} is in __all__ but not documented here"
+                              for n in missing]
+    return problems
+
+
+# --- the PDF ---------------------------------------------------------------------------------
+
+def pdf_facts(path: Path) -> dict:
+    """Pages, outline titles, fonts and drawn images of a PDF as Chromium writes it."""
+    data = path.read_bytes()
+    chunks = [data]
+    for match in re.finditer(rb"/FlateDecode.*?stream\r?\n", data, re.DOTALL):
+        start = match.end()
+        end = data.find(b"endstream", start)
+        try:
+            chunks.append(zlib.decompress(data[start:end]))
+        except zlib.error:
+            pass
+    whole = b"\n".join(chunks)
+
+    def strings(raw: bytes) -> str:
+        if raw.startswith(b"<"):
+            hexed = bytes.fromhex(raw[1:-1].decode("ascii", "replace"))
+            return hexed[2:].decode("utf-16-be", "replace") if hexed[:2] == b"\xfe\xff" \
+                else hexed.decode("latin-1")
+        return raw[1:-1].decode("latin-1")
+
+    titles = [strings(t) for t in re.findall(rb"/Title\s*(\([^)]*\)|<[0-9A-Fa-f]+>)", whole)]
+    return {
+        "pages": len(re.findall(rb"/Type\s*/Page(?![s\w])", whole)),
+        "titles": titles,
+        "fonts": sorted({f.decode("latin-1") for f in re.findall(rb"/BaseFont\s*/(\S+?)[\s/>]",
+                                                                  whole)}),
+        "images": len(re.findall(rb"/Subtype\s*/(?:Image|Form)", whole)),
+    }
+
+
+def check_pdf(path: Path, html_root: Path, figures: int) -> list[str]:
+    """The book's PDF: many pages, every page's title in its outline, math fonts, figures."""
+    if not path.exists():
+        return [f"no PDF at {path} (run `make pdf`)"]
+    facts = pdf_facts(path)
+    problems = []
+    if facts["pages"] < 2 * len(toc_files()):
+        problems.append(f"the PDF has {facts['pages']} pages, fewer than two per page of the "
+                        f"book ({len(toc_files())} pages)")
+    outline = " | ".join(facts["titles"])
+    for doc in toc_files():
+        page = html_root / f"{doc}.html"
+        if page.exists():
+            title = re.search(r"<h1>(.*?)<a", page.read_text(encoding="utf-8"), re.DOTALL)
+            heading = re.sub(r"<[^>]+>", "", title.group(1)).strip() if title else ""
+            heading = html.unescape(heading) if heading else ""
+            if heading and heading[:30] not in outline:
+                problems.append(f"the PDF's outline lacks the page {heading!r}")
+    if not any("MJX" in f.upper() for f in facts["fonts"]):
+        problems.append(f"the PDF has no MathJax font (math not rendered?): {facts['fonts']}")
+    if facts["images"] < figures:
+        problems.append(f"the PDF draws {facts['images']} images, fewer than the "
+                        f"{figures} figures of the HTML book")
+    print(f"PDF {path}: {facts['pages']} pages, {len(facts['titles'])} outline entries, "
+          f"{facts['images']} images and forms, {len(facts['fonts'])} fonts")
+    return problems
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("html", type=Path, help="the built book, e.g. _build/html")
     parser.add_argument("--screenshots", type=Path, default=None,
-                        help="folder for a full-page PNG of every page (emptied first)")
+                        help="folder for screenshots of every page (emptied first)")
+    parser.add_argument("--pdf", type=Path, default=None, help="the book's PDF to check too")
     parser.add_argument("--chromium", default=CHROMIUM)
     args = parser.parse_args(argv)
     html_root = args.html.resolve()
@@ -437,7 +668,7 @@ def main(argv=None) -> int:
                    if not p.relative_to(html_root).parts[0].startswith(("_", ".")))
     missing = [doc for doc in chapters if not (html_root / f"{doc}.html").exists()]
 
-    browser = Chromium(args.chromium)
+    browser = Browser(args.chromium)
     results: dict[Path, list[str]] = {}
     facts: dict[Path, dict] = {}
     try:
@@ -453,28 +684,64 @@ def main(argv=None) -> int:
             try:
                 results[page], facts[page] = check_page(browser, html_root, page,
                                                         args.screenshots, chapters)
-            except (TimeoutError, RuntimeError) as error:
-                results[page] = [f"could not check the page: {error}"]
+            except Exception as error:  # a page that cannot be checked is a failure
+                results[page] = [f"could not check the page: {type(error).__name__}: {error}"]
             info = facts.get(page, {})
             print(f"{'ok  ' if not results[page] else 'FAIL'} "
                   f"{page.relative_to(html_root)}: {info.get('mjx', 0)} formulas, "
-                  f"{sum(i['ok'] for i in info.get('images', []))} images, "
+                  f"{len(info.get('figures', []))} figures, {info.get('wide_blocks', 0)} of "
+                  f"{info.get('blocks', 0)} blocks scroll, {info.get('height', 0)} px high, "
+                  f"{info.get('phone_width', 0)} px wide on a phone, "
                   f"{time.time() - start:.1f} s", flush=True)
     finally:
         browser.close()
-    for page, link_problems in check_links(html_root, facts).items():
-        results[page] += link_problems
+    for check in (check_links, check_api):
+        for page, more in check(html_root, facts).items():
+            results.setdefault(page, []).extend(more)
 
     failures = {page: p for page, p in results.items() if p}
     for doc in missing:
         failures[html_root / f"{doc}.html"] = ["chapter page missing from the build"]
+    if args.pdf is not None:
+        figures = sum(len(f.get("figures", [])) for f in facts.values())
+        pdf_problems = check_pdf(args.pdf.resolve(), html_root, figures)
+        if pdf_problems:
+            failures[args.pdf.resolve()] = pdf_problems
+
+    summarize(html_root, facts, chapters)
     for page, problems in failures.items():
-        print(f"\n{page.relative_to(html_root)}:")
+        where = page.relative_to(html_root) if page.is_relative_to(html_root) else page
+        print(f"\n{where}:")
         for problem in problems:
             print(f"  - {problem}")
     print(f"\n{len(pages)} pages checked, {len(failures)} with problems"
           + (f"; screenshots in {args.screenshots}" if args.screenshots else ""))
     return 1 if failures else 0
+
+
+def summarize(html_root: Path, facts: dict[Path, dict], chapters: dict[str, str]) -> None:
+    """The measurements, over the chapters and the API pages."""
+    chapter_facts = [f for p, f in facts.items()
+                     if p.relative_to(html_root).with_suffix("").as_posix() in chapters]
+    figures = [g for f in chapter_facts for g in f.get("figures", [])]
+    desktop = [g["text_px"] for g in figures if "text_px" in g]
+    phone = [t for f in chapter_facts for t in f.get("phone_text_px", [])]
+    print(f"\nchapters: {sum(f.get('wide_blocks', 0) for f in chapter_facts)} of "
+          f"{sum(f.get('blocks', 0) for f in chapter_facts)} code and output blocks scroll "
+          f"sideways at {DESKTOP['width']} px; "
+          f"{sum(f.get('print_cut', 0) for f in chapter_facts)} cut off in print")
+    if figures:
+        print(f"figures: {len(figures)}, {sum(bool(g.get('vector')) for g in figures)} vector, "
+              f"{sum(g.get('density', 0) >= MIN_DENSITY for g in figures)} bitmaps at >= "
+              f"{MIN_DENSITY:g}x; smallest text {min(desktop, default=0):.1f} px at desktop "
+              f"(median {sorted(desktop)[len(desktop) // 2] if desktop else 0:.1f}), "
+              f"{min(phone, default=0):.1f} px on a phone")
+    api = {p.relative_to(html_root).as_posix(): f for p, f in facts.items()
+           if p.relative_to(html_root).as_posix().startswith("book/api")}
+    if api:
+        print(f"API pages: {len(api)}, tallest {max(f['height'] for f in api.values())} px at "
+              f"desktop, widest on a phone {max(f.get('phone_width', 0) for f in api.values())} "
+              f"px ({PHONE['width']} px screen)")
 
 
 if __name__ == "__main__":
