@@ -137,15 +137,52 @@ def test_pdf_check_reports_a_thin_pdf(tmp_path):
     (tmp_path / "book").mkdir()
     for doc in browser_check.toc_files():
         (tmp_path / f"{doc}.html").parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / f"{doc}.html").write_text(f"<h1>Title of {doc}<a>#</a></h1>")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=browser_check.CHROMIUM,
-                                             args=browser_check.FLAGS)
-        page = browser.new_page()
-        page.set_content("<p>one page</p>")
-        page.pdf(path=str(tmp_path / "thin.pdf"))
-        browser.close()
+        (tmp_path / f"{doc}.html").write_text(
+            f'<h1>Title of {doc}<a class="headerlink" href="#t">#</a></h1>')
+    print_pdf(tmp_path / "thin.pdf", "<p>one page</p>")
     problems = "\n".join(browser_check.check_pdf(tmp_path / "thin.pdf", tmp_path, figures=3))
     for expected in ["the PDF has 1 pages", "the PDF's outline lacks the page 'Title of book/",
                      "no MathJax font", "fewer than the 3 figures"]:
         assert expected in problems, (expected, problems)
+
+
+def print_pdf(path: Path, body: str, width: str = "210mm") -> None:
+    """Print an HTML body to a PDF with Chromium's outline of the headings, as make_pdf does."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=browser_check.CHROMIUM,
+                                             args=browser_check.FLAGS)
+        page = browser.new_page()
+        page.set_content(f"<html><body>{body}</body></html>")
+        page.pdf(path=str(path), width=width, height="297mm", outline=True, tagged=True)
+        browser.close()
+
+
+def test_pdf_check_finds_the_titles_in_the_outline(tmp_path):
+    """No false alarm: each page's title is found in a real outline, although the page has the
+    theme's print-only <h1> and "Contents" before its own heading, the title has math and a
+    heading link, and in the PDF it wraps (Chromium joins its lines without a space and repeats
+    the first); an entry that only contains a title does not count."""
+    theme = ('<div class="onlyprint"><h1>Book</h1><div><h2>Contents</h2>'
+             '<nav><ul><li><a href="#x">A section</a></li></ul></nav></div></div>')
+    body = []
+    for i, doc in enumerate(browser_check.toc_files()):
+        title = (f"A long title of page {i}, <code>amortlib.m{i}</code>, "
+                 "that has to wrap onto a second line of the narrow page "
+                 '<span class="math notranslate nohighlight">\\(q\\)</span>')
+        (tmp_path / f"{doc}.html").parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f"{doc}.html").write_text(
+            f'<html><body>{theme}<section id="s">\n<h1>{title}\n'
+            '<a class="headerlink" href="#s" title="Link to this heading">#</a></h1>'
+            "</section></body></html>")
+        shown = title.replace('<span class="math notranslate nohighlight">\\(q\\)</span>', "")
+        body.append(f"<h1>{shown}</h1><p>text</p>")
+    print_pdf(tmp_path / "book.pdf", "".join(body), width="80mm")
+    titles = browser_check.pdf_facts(tmp_path / "book.pdf")["titles"]
+    problems = browser_check.check_pdf(tmp_path / "book.pdf", tmp_path, figures=0)
+    assert not [p for p in problems if "outline" in p or "title" in p], (problems, titles)
+    # An outline entry that merely contains a page's title is not that page's entry.
+    assert not browser_check.in_outline("Summary", ["Summary of the chapter"])
+    assert not browser_check.in_outline("Notation", ["The notation"])
+    assert browser_check.in_outline("Summary", ["SummarySummary"])

@@ -582,6 +582,58 @@ def check_api(html_root: Path, pages: dict[Path, dict]) -> dict[Path, list[str]]
 
 # --- the PDF ---------------------------------------------------------------------------------
 
+def pdf_string(data: bytes, at: int) -> tuple[str, int]:
+    """The PDF string object starting at ``data[at]`` (a literal ``(...)`` or a hex ``<...>``),
+    decoded, and the index just after it.
+
+    A literal string may hold balanced parentheses and escapes (``\\(``, ``\\)``, ``\\\\``,
+    ``\\n``, octal ``\\ddd``, a backslash before a line break); a string that starts with the
+    byte order mark FE FF is UTF-16BE, any other PDFDocEncoding (read as Latin-1).
+    """
+    if data[at:at + 1] == b"<":
+        end = data.index(b">", at)
+        raw = bytes.fromhex(re.sub(rb"\s", b"", data[at + 1:end]).decode("ascii"))
+        end += 1
+    else:
+        out = bytearray()
+        depth, i = 0, at
+        escapes = {ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t", ord("b"): b"\b",
+                   ord("f"): b"\f"}
+        while True:
+            c = data[i]
+            if c == ord("\\"):
+                n = data[i + 1]
+                if n in escapes:
+                    out += escapes[n]
+                    i += 2
+                elif chr(n) in "01234567":
+                    digits = re.match(rb"[0-7]{1,3}", data[i + 1:i + 4]).group(0)
+                    out.append(int(digits, 8) & 0xFF)
+                    i += 1 + len(digits)
+                elif n in b"\r\n":  # a line continuation
+                    i += 3 if data[i + 1:i + 3] == b"\r\n" else 2
+                else:  # \(, \), \\ and any other character: the character itself
+                    out.append(n)
+                    i += 2
+                continue
+            if c == ord("("):
+                depth += 1
+                if depth > 1:
+                    out.append(c)
+            elif c == ord(")"):
+                depth -= 1
+                if depth == 0:
+                    break
+                out.append(c)
+            else:
+                out.append(c)
+            i += 1
+        raw, end = bytes(out), i + 1
+    if raw[:2] == b"\xfe\xff":
+        return raw[2:].decode("utf-16-be", "replace"), end
+    return raw.decode("latin-1"), end
+
+
 def pdf_facts(path: Path) -> dict:
     """Pages, outline titles, fonts and drawn images of a PDF as Chromium writes it."""
     data = path.read_bytes()
@@ -594,22 +646,89 @@ def pdf_facts(path: Path) -> dict:
         except zlib.error:
             pass
     whole = b"\n".join(chunks)
-
-    def strings(raw: bytes) -> str:
-        if raw.startswith(b"<"):
-            hexed = bytes.fromhex(raw[1:-1].decode("ascii", "replace"))
-            return hexed[2:].decode("utf-16-be", "replace") if hexed[:2] == b"\xfe\xff" \
-                else hexed.decode("latin-1")
-        return raw[1:-1].decode("latin-1")
-
-    titles = [strings(t) for t in re.findall(rb"/Title\s*(\([^)]*\)|<[0-9A-Fa-f]+>)", whole)]
+    # The outline's entries: the objects with a /Title and a /Parent (the document information
+    # dictionary has a /Title too, and no /Parent).
+    titles = []
+    for match in re.finditer(rb"<<\s*/Title\s*([(<])", whole):
+        title, end = pdf_string(whole, match.start(1))
+        if re.search(rb"/Parent\b", whole[end:whole.find(b">>", end)]):
+            titles.append(title)
+    fonts = re.findall(rb"/(?:BaseFont|FontName)\s*/([^\s/>\[\]()<]+)", whole)
     return {
         "pages": len(re.findall(rb"/Type\s*/Page(?![s\w])", whole)),
         "titles": titles,
-        "fonts": sorted({f.decode("latin-1") for f in re.findall(rb"/BaseFont\s*/(\S+?)[\s/>]",
-                                                                  whole)}),
+        "fonts": sorted({f.decode("latin-1").split("+", 1)[-1] for f in fonts}),
         "images": len(re.findall(rb"/Subtype\s*/(?:Image|Form)", whole)),
     }
+
+
+class _Title(html.parser.HTMLParser):
+    """The text of one ``<h1>`` without its heading link's "#" and without its math (whose TeX
+    Chromium leaves out of the PDF's outline)."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.heading: str | None = None
+        self._h1 = False
+        self._skip: list[str] = []  # open elements whose text is not part of the title
+
+    def handle_starttag(self, tag, attrs):
+        if self.heading is not None:
+            return
+        if tag == "h1":
+            self._h1, self.parts, self._skip = True, [], []
+            return
+        if not self._h1:
+            return
+        classes = (dict(attrs).get("class") or "").split()
+        if self._skip or "headerlink" in classes or "math" in classes or tag in (
+                "script", "style", "mjx-container"):
+            self._skip.append(tag)
+
+    def handle_endtag(self, tag):
+        if self.heading is not None or not self._h1:
+            return
+        if self._skip:
+            if tag == self._skip[-1]:
+                self._skip.pop()
+            return
+        if tag == "h1":
+            self._h1 = False
+            self.heading = " ".join("".join(self.parts).split())
+
+    def handle_data(self, data):
+        if self._h1 and not self._skip:
+            self.parts.append(data)
+
+
+def page_title(page: Path) -> str:
+    """The title of a built page: its first ``<h1>`` with a heading link (the page's own heading;
+    the theme has an ``<h1>`` of its own before it), as ``_Title`` reads it; "" if none."""
+    text = page.read_text(encoding="utf-8", errors="replace")
+    for match in re.finditer(r"<h1\b[^>]*>(.*?)</h1>", text, re.DOTALL):
+        if 'class="headerlink"' not in match.group(1):
+            continue
+        parser = _Title()
+        parser.feed(match.group(0))
+        return parser.heading or ""
+    return ""
+
+
+def squeeze(text: str) -> str:
+    """``text`` without white space (Chromium joins the lines of a heading that wraps)."""
+    return re.sub(r"\s+", "", text)
+
+
+def in_outline(heading: str, titles: list[str]) -> bool:
+    """Whether an entry of the PDF's outline is ``heading``, as Chromium writes it: the lines of
+    a heading that wraps joined without a space, and its first line (or lines) repeated before
+    it, as in "SummarySummary" for "Summary"."""
+    wanted = squeeze(heading)
+    for title in map(squeeze, titles):
+        if title.endswith(wanted) and wanted.startswith(title[:len(title) - len(wanted)]):
+            return True
+    return False
 
 
 def check_pdf(path: Path, html_root: Path, figures: int) -> list[str]:
@@ -621,16 +740,14 @@ def check_pdf(path: Path, html_root: Path, figures: int) -> list[str]:
     if facts["pages"] < 2 * len(toc_files()):
         problems.append(f"the PDF has {facts['pages']} pages, fewer than two per page of the "
                         f"book ({len(toc_files())} pages)")
-    outline = " | ".join(facts["titles"])
     for doc in toc_files():
         page = html_root / f"{doc}.html"
-        if page.exists():
-            title = re.search(r"<h1>(.*?)<a", page.read_text(encoding="utf-8"), re.DOTALL)
-            heading = re.sub(r"<[^>]+>", "", title.group(1)).strip() if title else ""
-            heading = html.unescape(heading) if heading else ""
-            if heading and heading[:30] not in outline:
-                problems.append(f"the PDF's outline lacks the page {heading!r}")
-    if not any("MJX" in f.upper() for f in facts["fonts"]):
+        heading = page_title(page) if page.exists() else ""
+        if not heading:
+            problems.append(f"the page {doc} has no title (no <h1> with a heading link)")
+        elif not in_outline(heading, facts["titles"]):
+            problems.append(f"the PDF's outline lacks the page {heading!r}")
+    if not any("MJX" in f.upper() or "MATHJAX" in f.upper() for f in facts["fonts"]):
         problems.append(f"the PDF has no MathJax font (math not rendered?): {facts['fonts']}")
     if facts["images"] < figures:
         problems.append(f"the PDF draws {facts['images']} images, fewer than the "

@@ -29,6 +29,16 @@ import browser_check  # noqa: E402
 PDF_NAME = "amortized-inference.pdf"
 ARTICLE = re.compile(r'(<article class="bd-article">)(.*?)(</article>)', re.DOTALL)
 URL_ATTRIBUTE = re.compile(r'\b(src|href)="([^"]*)"')
+# The theme prints one page with a print-only title and contents list of its own
+# (#jb-print-docs-body) and hides the page's own first <h1>. In the whole book that would hide
+# every page's title (and drop it from the PDF's outline) under the first page's title and
+# contents: each page shows its own title instead.
+PRINT_STYLE = """<style>
+@media print {
+  #jb-print-docs-body { display: none !important; }
+  .bd-main .bd-content .bd-article .book-pdf-page h1:first-of-type { display: block; }
+}
+</style>"""
 FOOTER = ('<div style="font-size: 8px; width: 100%; text-align: center; color: #555;">'
           '<span class="pageNumber"></span> / <span class="totalPages"></span></div>')
 
@@ -70,6 +80,7 @@ def whole_book(html_root: Path) -> Path:
     if "mathjax" not in first.split("</head>")[0].lower():
         raise SystemExit(f"{pages[0]} does not load MathJax: the PDF would show raw TeX")
     body = "\n".join(articles)
+    first = first.replace("</head>", f"{PRINT_STYLE}\n</head>", 1)
     target.write_text(ARTICLE.sub(lambda m: m.group(1) + body + m.group(3), first, count=1),
                       encoding="utf-8")
     return target
