@@ -132,8 +132,6 @@ def test_reports_no_false_alarm(report):
 
 def test_pdf_check_reports_a_thin_pdf(tmp_path):
     """A one-page PDF with no outline, no math and no figure fails every PDF check."""
-    from playwright.sync_api import sync_playwright
-
     (tmp_path / "book").mkdir()
     for doc in browser_check.toc_files():
         (tmp_path / f"{doc}.html").parent.mkdir(parents=True, exist_ok=True)
@@ -186,3 +184,8 @@ def test_pdf_check_finds_the_titles_in_the_outline(tmp_path):
     assert not browser_check.in_outline("Summary", ["Summary of the chapter"])
     assert not browser_check.in_outline("Notation", ["The notation"])
     assert browser_check.in_outline("Summary", ["SummarySummary"])
+    assert browser_check.in_outline("Part I: one latent (Le)", ["Part I: one latent(Le)(Le)"])
+    assert browser_check.in_outline("The pq loss: inference compilation, forward KL",
+                                    ["The pq loss: inference compilation,The pq loss: "
+                                     "inference compilation,forward KL"])
+    assert not browser_check.in_outline("Summary", ["SummaryExercises"])

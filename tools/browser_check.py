@@ -722,11 +722,15 @@ def squeeze(text: str) -> str:
 
 def in_outline(heading: str, titles: list[str]) -> bool:
     """Whether an entry of the PDF's outline is ``heading``, as Chromium writes it: the lines of
-    a heading that wraps joined without a space, and its first line (or lines) repeated before
-    it, as in "SummarySummary" for "Summary"."""
+    a heading that wraps joined without a space, and sometimes one piece of it (a line, a link)
+    written twice in a row, as in "SummarySummary" for "Summary"."""
     wanted = squeeze(heading)
     for title in map(squeeze, titles):
-        if title.endswith(wanted) and wanted.startswith(title[:len(title) - len(wanted)]):
+        extra = len(title) - len(wanted)
+        if extra == 0 and title == wanted:
+            return True
+        if extra > 0 and any(title == wanted[:j] + wanted[j - extra:j] + wanted[j:]
+                             for j in range(extra, len(wanted) + 1)):
             return True
     return False
 
