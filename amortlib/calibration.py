@@ -38,7 +38,6 @@ import tensorflow_probability as tfp
 from scipy import special
 
 from amortlib import _checks
-from amortlib.evaluation import _simpson
 
 tfd = tfp.distributions
 

@@ -338,8 +338,9 @@ class NonlinearModel(HierarchicalModel):
         many periods of $\cos z$ and $\sin z$, which Gauss-Hermite resolves only with a number of
         nodes growing like $\mathrm{sd}^2$ (64 nodes are off by 0.02 nats at sd 2.5 and by
         a nat or more at sd 4); for them the standardised variable
-        $u = (z - m_n)/\mathrm{sd}_n$ is cut to $[-10, 10]$ (the Gaussian mass outside is below $10^{-22}$) and integrated by
-        10-node Gauss-Legendre on panels at most 0.5 wide in $z$ and 1 wide in $u$.
+        $u = (z - m_n)/\mathrm{sd}_n$ is cut to $[-10, 10]$ (the Gaussian mass outside is
+        below $10^{-22}$) and integrated by 10-node Gauss-Legendre on panels at most 0.5 wide
+        in $z$ and 1 wide in $u$.
         """
 
         def integrand(z, x_n):

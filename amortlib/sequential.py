@@ -449,7 +449,7 @@ class SawTimeSeries(GaussianLatents, HierarchicalModel):
         return as_tensor([theta]), as_tensor(z[:, None]), as_tensor(x)
 
     def paper_data(self, num_points: int, seed=None, *, theta: float = 3.4159) -> tf.Tensor:
-        r"""Data from the recursion in the authors' code: $x_n = \alpha(\theta + x_{n-1}) + \epsilon_n$.
+        r"""Data from the authors' recursion, $x_n = \alpha(\theta + x_{n-1}) + \epsilon_n$.
 
         With $\epsilon_n \sim \mathcal N(0, 1)$ and $x_0 = 0$, at their $\theta = 3.4159$. This
         is not a draw from the model (whose $x_n$ carries the extra noise $\alpha \sigma_z e_n$

@@ -85,7 +85,8 @@ def test_first_code_cell_is_the_colab_install_cell(path):
     assert "remove-cell" in first.get("metadata", {}).get("tags", []), "not tagged remove-cell"
     url = CONFIG["repository"]["url"].rstrip("/")
     branch = CONFIG["repository"]["branch"]
-    assert re.search(r"^try:\n\s+import amortlib *(# noqa: F401)?\nexcept ImportError:\n", text, re.M), text
+    pattern = r"^try:\n\s+import amortlib *(# noqa: F401)?\nexcept ImportError:\n"
+    assert re.search(pattern, text, re.M), text
     installs = [line.strip() for line in text.splitlines() if "pip install" in line]
     assert len(installs) == 1, installs
     install = installs[0]
