@@ -9,8 +9,9 @@ from:
 - **F-VI** (factorized): a free $\nu_n$ for every data point, `Factorized`;
 - **A-VI** (amortized): $\nu_n = f_\phi(\text{input}_n)$ for one shared *inference function*
   $f_\phi$, `Amortized`. The input is $x_n$ (``inputs="x"``) or the pair $(x_{n-1}, x_n)$
-  (``inputs="lagged"``, for the saw time series); with lagged inputs $z_1$, whose $x_0$ is not
-  observed, gets its own free parameters.
+  (``inputs="lagged"``, for the saw time series); with lagged inputs $z_1$ gets its own free
+  parameters (the saw model fixes $x_0 = 0$ and its authors feed $(0, x_1)$ instead; the free
+  parameters are unnecessary there but harmless).
 
 Inference functions (each a `tf.Module` mapping inputs of shape ``[N, input_dim]`` to
 ``(loc, scale)``, both ``[N, local_dim]``): `Constant` (the same $q$ for every $n$, which is
@@ -299,7 +300,9 @@ class Amortized(tf.Module):
             ``input_dim`` and ``local_dim`` mapping ``[N, input_dim]`` to ``(loc, scale)``.
         inputs: ``"x"``: the input of $z_n$ is $x_n$ (``input_dim`` = $D$, the size of one
             observation); ``"lagged"``: it is $(x_{n-1}, x_n)$ for $n \ge 2$ (``input_dim`` =
-            $2D$), and $z_1$ gets free parameters ``first_loc`` and ``first_log_scale``.
+            $2D$), and $z_1$ gets free parameters ``first_loc`` and ``first_log_scale`` (a departure
+            from the saw model's authors, who feed $(0, x_1)$ with $x_0 = 0$; unnecessary
+            there, since $m_1^*$ lies on the same affine line, but harmless).
         name: name of the module.
 
     Example:

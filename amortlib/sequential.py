@@ -583,8 +583,10 @@ class SawTimeSeries(GaussianLatents, HierarchicalModel):
         r"""Features that make the means of $z_n$ affine in the inference function's input.
 
         Columns: a free mean for $\theta$; then for the $z$'s an intercept and the input,
-        $x_n$ for ``inputs="x"`` or $(x_{n-1}, x_n)$ for ``inputs="lagged"`` (where $z_1$, whose
-        input $x_0$ is not observed, gets a free mean of its own). Use with
+        $x_n$ for ``inputs="x"`` or $(x_{n-1}, x_n)$ for ``inputs="lagged"`` (where $z_1$ gets
+        a free mean of its own; the model fixes $x_0 = 0$, and the authors instead feed
+        $(0, x_1)$, which gives the same optimum since $m_1^*$ lies on the same affine line, so
+        the free mean is unnecessary but harmless). Use with
         `constrained_mean_field_optimum`.
         """
         x = _observations(x)
@@ -622,7 +624,7 @@ class GaussianHMM(GaussianLatents):
         + \frac{[n < N]\, \rho^2}{\sigma_z^2} + \frac{[n = 1]}{\sigma_0^2},\qquad
         \Lambda_{n, n+1} = -\frac{\rho}{\sigma_z^2},\qquad h_n = \frac{x_n}{\sigma_x^2}.
 
-    It is positive definite for every $\rho$: $-\log p(z, x)$ is, up to terms without $z$,
+    It is positive definite for every $\rho$: the quadratic part of $-\log p(z, x)$ in $z$ is
     $\tfrac12 z^\top D z + \tfrac1{2\sigma_z^2} \sum_{n \ge 2} (z_n - \rho z_{n-1})^2$ with
     the diagonal $D = \operatorname{diag}(1/\sigma_x^2 + [n = 1]/\sigma_0^2)$, so
     $z^\top \Lambda z \ge z^\top D z \ge \|z\|^2/\sigma_x^2 > 0$ for $z \ne 0$: a positive
