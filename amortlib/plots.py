@@ -76,7 +76,8 @@ def _style(role: str) -> dict:
     return dict(STYLES[role])
 
 
-def plot_traces(histories: Mapping, targets: Mapping[str, float], *, labels: Mapping[str, str] | None = None):
+def plot_traces(histories: Mapping, targets: Mapping[str, float], *,
+                labels: Mapping[str, str] | None = None):
     """Plot traced parameters against training step, one panel per parameter, with their targets.
 
     Args:

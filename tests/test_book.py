@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
