@@ -244,7 +244,11 @@ def fit(
             (score-function estimator).
         baseline: with ``"reinforce"``, use the leave-one-out baseline.
         trace_fn: optional ``trace_fn(q_net) -> {name: scalar}``, recorded after every step.
-        seed: an integer seed; the run is a deterministic function of it.
+        seed: an integer seed. The random draws are a deterministic function of it, but two
+            runs with the same seed are not bit-identical: their losses can differ in the last
+            bits of float32 after a few steps (source not identified; it persists with
+            `tf.config.experimental.enable_op_determinism()`), and noisy gradients, such as
+            the score-function estimator's, amplify the difference.
         progress: show a progress bar.
 
     Returns:
