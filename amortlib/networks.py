@@ -18,7 +18,58 @@ from amortlib.models import LinearGaussianParams
 tfd = tfp.distributions
 tfb = tfp.bijectors
 
-__all__ = ["LinearGaussian", "MLP", "MLPGaussian", "CategoricalGaussian", "OpenUniverseNetwork"]
+__all__ = ["LinearGaussian", "MLP", "MLPGaussian", "CategoricalGaussian", "OpenUniverseNetwork",
+           "Categorical", "FiniteDiscrete"]
+
+
+def _gumbel_max_draws(logits, n, seed, dtype):
+    r"""``n`` draws per row of ``logits`` by the Gumbel-max trick on stateless uniforms.
+
+    $\arg\max_k (\ell_k + G_k)$ with $G_k = -\log(-\log U_k)$ i.i.d. Gumbel is a draw from
+    $\mathrm{softmax}(\ell)$; every (draw, row, category) has its own uniform, so draws for
+    different rows are independent. Returns shape ``[n] + logits.shape[:-1]``.
+    """
+    logits = tf.stop_gradient(tf.convert_to_tensor(logits))
+    shape = tf.concat([[n], tf.shape(logits)], 0)
+    u = tf.random.stateless_uniform(shape, seed=tfp.random.sanitize_seed(seed),
+                                    minval=np.finfo(np.float32).tiny, maxval=1.0,
+                                    dtype=logits.dtype)
+    return tf.cast(tf.argmax(logits - tf.math.log(-tf.math.log(u)), axis=-1), dtype)
+
+
+class Categorical(tfd.Categorical):
+    r"""`tfd.Categorical` whose draws for different batch members are independent.
+
+    TensorFlow's CPU ``stateless_categorical`` (behind `tfd.Categorical.sample`) reuses random
+    numbers across the rows of a batch: with logits of shape ``[500, 2]`` and 8 draws, about a
+    quarter of the draws are exact copies of draws for other rows, whatever the seed. Each row's
+    draws are still correct, so averages stay unbiased, but the variance of a batch average is
+    inflated (about 1.5 times at 8 draws per row). This subclass samples by the Gumbel-max trick
+    on `tf.random.stateless_uniform` instead; the seed contract (a stateless seed or an integer,
+    the same seed giving the same draws) and everything else are those of `tfd.Categorical`.
+
+    Example:
+        >>> d = Categorical(logits=[[0.0, 0.0], [0.0, 1.0]])
+        >>> d.sample(3, seed=(0, 1)).shape
+        TensorShape([3, 2])
+    """
+
+    def _sample_n(self, n, seed=None):
+        return _gumbel_max_draws(self.logits_parameter(), n, seed, self.dtype)
+
+
+class FiniteDiscrete(tfd.FiniteDiscrete):
+    r"""`tfd.FiniteDiscrete` sampled as `Categorical` is, with independent draws across rows.
+
+    Example:
+        >>> d = FiniteDiscrete((1.0, 2.0), logits=[[0.0, 0.0], [0.0, 1.0]])
+        >>> d.sample(3, seed=(0, 1)).shape
+        TensorShape([3, 2])
+    """
+
+    def _sample_n(self, n, seed=None, **kwargs):
+        return tf.gather(self.outcomes,
+                         _gumbel_max_draws(self.logits_parameter(), n, seed, tf.int32))
 
 
 class LinearGaussian(tf.Module):
@@ -207,9 +258,9 @@ class CategoricalGaussian(_Standardised):
         self.mean_net = MLP(1 + k, hidden, 1, seed=seed + 1000)
         self.log_sd_net = MLP(1 + k, hidden, 1, seed=seed + 2000)
 
-    def z_given_y(self, y) -> tfd.Categorical:
+    def z_given_y(self, y) -> Categorical:
         r"""$q(z \mid y)$."""
-        return tfd.Categorical(logits=self.logits_net(self._features(_checks.observations(y))))
+        return Categorical(logits=self.logits_net(self._features(_checks.observations(y))))
 
     def x_given_yz(self, y, z) -> tfd.Normal:
         r"""$q(x \mid y, z)$ for integer ``z`` broadcast against ``y``."""
@@ -269,14 +320,14 @@ class OpenUniverseNetwork(_Standardised):
         self.mean_net = MLP(1 + k, hidden, 1, seed=seed + 3000)
         self.log_sd_net = MLP(1 + k, hidden, 1, seed=seed + 4000)
 
-    def k_given_y(self, y) -> tfd.FiniteDiscrete:
+    def k_given_y(self, y) -> FiniteDiscrete:
         r"""$q(k \mid y)$ on the outcomes $\{1, 2\}$."""
         u = self._features(_checks.observations(y))
-        return tfd.FiniteDiscrete((1.0, 2.0), logits=self.k_net(u))
+        return FiniteDiscrete((1.0, 2.0), logits=self.k_net(u))
 
-    def z_given_y(self, y) -> tfd.Categorical:
+    def z_given_y(self, y) -> Categorical:
         r"""$q(z \mid y, k = 2)$."""
-        return tfd.Categorical(logits=self.z_net(self._features(_checks.observations(y))))
+        return Categorical(logits=self.z_net(self._features(_checks.observations(y))))
 
     def _x_params(self, y, k, z):
         single = self.single_net(self._features(y))
@@ -293,7 +344,7 @@ class OpenUniverseNetwork(_Standardised):
         return tfd.JointDistributionNamed(
             dict(
                 k=self.k_given_y(y),
-                z=lambda k: tfd.Categorical(
+                z=lambda k: Categorical(
                     logits=tf.where((k == 1.0)[..., tf.newaxis], log_pad, z_logits)),
                 x=lambda k, z: tfd.Normal(*self._x_params(y, k, z)),
             )
@@ -310,4 +361,4 @@ class OpenUniverseNetwork(_Standardised):
         k = tf.broadcast_to(tf.constant([1.0] + [2.0] * num), shape)
         z = tf.broadcast_to(tf.concat([[0], tf.range(num)], 0), shape)
         loc, scale = self._x_params(y[..., tf.newaxis], k, z)
-        return tfd.MixtureSameFamily(tfd.Categorical(logits=logits), tfd.Normal(loc, scale))
+        return tfd.MixtureSameFamily(Categorical(logits=logits), tfd.Normal(loc, scale))

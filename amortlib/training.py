@@ -253,7 +253,11 @@ def fit(
             ``model.sample(n, seed)``. Each step then uses ``batch_size`` of its $n$ pairs,
             drawn without replacement, instead of fresh model draws; with
             ``batch_size >= n`` every step uses all of them (full-batch epochs).
-        seed: an integer seed; the run is a deterministic function of it.
+        seed: an integer seed. The random draws are a deterministic function of it, but two
+            runs with the same seed are not bit-identical: their losses can differ in the last
+            bits of float32 after a few steps (source not identified; it persists with
+            `tf.config.experimental.enable_op_determinism()`), and noisy gradients, such as
+            the score-function estimator's, amplify the difference.
         progress: show a progress bar.
 
     Returns:

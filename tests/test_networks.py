@@ -24,3 +24,51 @@ def test_bad_initial_values(kwargs, name):
 def test_bad_observations(y, match):
     with pytest.raises(ValueError, match=match):
         LinearGaussian()(y)
+
+
+def _draws(cls, logits, n, seed):
+    from amortlib.networks import FiniteDiscrete
+    if cls is FiniteDiscrete:
+        return cls((1.0, 2.0), logits=logits).sample(n, seed=seed).numpy() - 1.0
+    return cls(logits=logits).sample(n, seed=seed).numpy()
+
+
+@pytest.mark.parametrize("name", ["Categorical", "FiniteDiscrete"])
+def test_categorical_draws_independent_across_rows(name):
+    # tfd.Categorical fails both checks: exact copies across rows, batch-mean variance x1.5.
+    from amortlib import networks
+    cls, logits = getattr(networks, name), np.zeros([500, 2], np.float32)
+    # replicate (seed) x (row, draw), coded +-1
+    x = np.stack([_draws(cls, logits, 8, (s, 1)).T.ravel() for s in range(300)]) * 2.0 - 1.0
+    corr = x.T @ x / 300
+    np.fill_diagonal(corr, 0.0)
+    assert np.abs(corr).max() < 0.45  # independence: sd 0.058, max of 8e6 about 0.33
+    ratio = x.mean(1).var(ddof=1) / (1.0 / 4000)  # Var(+-1) = 1
+    assert abs(ratio - 1.0) < 3.5 * np.sqrt(2.0 / 299)
+
+
+@pytest.mark.parametrize("name", ["Categorical", "FiniteDiscrete"])
+def test_categorical_draw_frequencies(name):
+    from amortlib import networks
+    if name == "Categorical":
+        logits = np.log([[0.1, 0.2, 0.7], [0.5, 0.25, 0.25]]).astype(np.float32)
+    else:
+        logits = np.log([[0.1, 0.9], [0.6, 0.4]]).astype(np.float32)
+    probs = np.exp(logits)
+    n = 40_000
+    d = _draws(getattr(networks, name), logits, n, (7, 8))
+    for k in range(probs.shape[1]):
+        freq = (d == k).mean(0)
+        se = np.sqrt(probs[:, k] * (1 - probs[:, k]) / n)
+        np.testing.assert_array_less(np.abs(freq - probs[:, k]), 5 * se)
+
+
+def test_categorical_seeds_are_deterministic():
+    from amortlib.networks import Categorical
+    logits = np.zeros([50, 3], np.float32)
+    a = Categorical(logits=logits).sample(4, seed=(1, 2)).numpy()
+    b = Categorical(logits=logits).sample(4, seed=(1, 2)).numpy()
+    c = Categorical(logits=logits).sample(4, seed=(1, 3)).numpy()
+    np.testing.assert_array_equal(a, b)
+    assert (a != c).any()
+    assert a.dtype == np.int32 and a.shape == (4, 50)
