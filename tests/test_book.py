@@ -210,6 +210,15 @@ def test_glossary_defines_the_book_s_terms():
     assert not set(GLOSSARY_TERMS) - terms, set(GLOSSARY_TERMS) - terms
 
 
+def test_every_glossary_entry_is_linked_from_a_chapter():
+    import glossary_links
+
+    linked = glossary_links.linked_terms()
+    entries = glossary_links.entries()
+    missing = [group for group in entries if not {t.lower() for t in group} & linked]
+    assert not missing, f"glossary entries no chapter links to: {missing}"
+
+
 def test_notation_page_covers_both_parts():
     text = (BOOK / "notation.md").read_text()
     for symbol in [r"\theta", "z_n", "x_n", r"\nu_n", r"f_\phi", "F-VI", "A-VI",

@@ -41,7 +41,8 @@ def linked_terms() -> set[str]:
         text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
         for role in re.findall(r"\{term\}`([^`]+)`", text):
             target = re.search(r"<([^>]+)>\s*$", role)
-            found.add((target.group(1) if target else role).strip().lower())
+            term = target.group(1) if target else role
+            found.add(" ".join(term.split()).lower())
     return found
 
 
