@@ -52,7 +52,7 @@ import tensorflow_probability as tfp
 
 from amortlib import _checks
 from amortlib.hierarchical import HierarchicalModel, _as_data
-from amortlib.training import History, minimize
+from amortlib.training import History, minimize, running_mean
 
 tfd = tfp.distributions
 
@@ -93,7 +93,7 @@ class Convergence(NamedTuple):
     """When a run converged: the step (1-based) and the wall time in seconds up to it."""
 
     step: int
-    seconds: float
+    seconds: float | None
 
 
 class GradientMoments(NamedTuple):
@@ -592,50 +592,60 @@ def fit_vi(model: HierarchicalModel, local_family, x, *, num_steps: int, learnin
     return posterior, history
 
 
-def steps_to_converge(history: History, target: float, *, rel_tol: float = 0.01,
-                      window: int = 100) -> Convergence | None:
+def steps_to_converge(loss, target: float, *, rel_tol: float = 0.01, window: int = 100,
+                      elapsed=None) -> Convergence | None:
     r"""The first step whose running-mean loss is within ``rel_tol`` of ``target``.
 
     The running mean at step $t$ averages the losses of steps $\max(1, t - w + 1), \dots, t$ (a
-    trailing window of $w$ = ``window`` steps, which smooths the Monte Carlo noise of single-step
-    losses). Converged means $|\bar L_t - L^*| \le \text{rel\_tol}\, |L^*|$, the rule of
-    Margossian and Blei with $L^*$ the loss ($-$ELBO) at F-VI's optimum.
+    trailing window of $w$ = ``window`` steps, `amortlib.training.running_mean`, which smooths
+    the Monte Carlo noise of single-step losses). Converged means
+    $|\bar L_t - L^*| \le \text{rel\_tol}\, |L^*|$, the rule of Margossian and Blei with $L^*$
+    the loss ($-$ELBO) at F-VI's optimum.
 
     Args:
-        history: a `History` from `fit_vi` (or `minimize`).
+        loss: the loss at every step, a non-empty 1-D array (for example ``history.loss``, or
+            an exact $-$ELBO trace), or a `History` (then ``elapsed`` is its own).
         target: the target loss $L^*$, finite and non-zero.
         rel_tol: relative tolerance in (0, 1).
         window: running-mean window, >= 1.
+        elapsed: optional wall time at the end of every step (``history.elapsed``), for the
+            seconds of the result.
 
     Returns:
-        `Convergence` ``(step, seconds)`` (step 1-based, seconds from the history's clock,
-        compilation included), or None if the run never got there.
+        `Convergence` ``(step, seconds)`` (step 1-based; seconds from ``elapsed``, or None
+        without it), or None if the run never got there.
 
     Example:
-        >>> h = History(loss=np.array([10.0, 5.0, 1.0, 1.0]), trace={},
-        ...             elapsed=np.array([1.0, 2.0, 3.0, 4.0]))
-        >>> steps_to_converge(h, 1.0, window=1)
+        >>> steps_to_converge([10.0, 5.0, 1.0, 1.0], 1.0, window=1,
+        ...                   elapsed=[1.0, 2.0, 3.0, 4.0])
         Convergence(step=3, seconds=3.0)
     """
-    if not isinstance(history, History) or history.num_steps == 0:
-        raise ValueError("history must be a non-empty History")
+    if isinstance(loss, History):
+        loss, elapsed = loss.loss, loss.elapsed
+    try:
+        loss = np.asarray(loss, np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"loss must be a 1-D array of numbers or a History, got {loss!r:.80}"
+                         ) from None
+    if loss.ndim != 1 or loss.size == 0:
+        raise ValueError(f"loss must be a non-empty 1-D array, got shape {loss.shape}")
+    if elapsed is not None:
+        elapsed = np.asarray(elapsed, np.float64)
+        if elapsed.shape != loss.shape:
+            raise ValueError(f"elapsed must have the shape of loss {loss.shape}, got "
+                             f"{elapsed.shape}")
     target = _checks.finite_scalar("target", target)
     if target == 0:
         raise ValueError("target must be non-zero (the tolerance is relative)")
     rel_tol = _checks.positive_scalar("rel_tol", rel_tol)
     if rel_tol >= 1:
         raise ValueError(f"rel_tol must be in (0, 1), got {rel_tol}")
-    window = _checks.positive_int("window", window)
-    loss = np.asarray(history.loss, np.float64)
-    cumulative = np.concatenate([[0.0], np.cumsum(loss)])
-    steps = np.arange(1, len(loss) + 1)
-    start = np.maximum(steps - window, 0)
-    running = (cumulative[steps] - cumulative[start]) / (steps - start)
+    running = running_mean(loss, window)
     hits = np.flatnonzero(np.abs(running - target) <= rel_tol * abs(target))
     if hits.size == 0:
         return None
     i = int(hits[0])
-    return Convergence(step=i + 1, seconds=float(history.elapsed[i]))
+    return Convergence(step=i + 1, seconds=None if elapsed is None else float(elapsed[i]))
 
 
 def fvi_refinement(model: HierarchicalModel, posterior: VariationalPosterior, x, *,

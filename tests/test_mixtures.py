@@ -97,7 +97,8 @@ def test_open_universe_draws():
 @pytest.mark.parametrize("estimator", ["enumerate", "reinforce"])
 def test_qp_loss_at_the_posterior_is_minus_log_evidence(model, estimator):
     """With q = p(.|y) each term log q - log p(latents, y) is -log p(y), exactly."""
-    value = losses.qp_loss(model, exact(model), Y, estimator=estimator, sample_size=3, seed=0)
+    value = losses.qp_loss(model, exact(model), None, Y, estimator=estimator, sample_size=3,
+                           seed=0)
     np.testing.assert_allclose(float(value), -np.mean(model.evidence().log_prob(Y)), rtol=1e-5)
 
 
@@ -116,7 +117,8 @@ def test_discrete_estimators_agree_with_the_exact_reverse_kl(model):
     expected = np.mean(evaluation.reverse_kl(model, net, y) - model.evidence().log_prob(y))
     n = 20_000
     for estimator in ["enumerate", "reinforce"]:
-        terms = [float(losses.qp_loss(model, net, y, estimator=estimator, sample_size=n, seed=s))
+        terms = [float(losses.qp_loss(model, net, None, y, estimator=estimator,
+                                      sample_size=n, seed=s))
                  for s in range(8)]
         # Independent estimates: five standard errors of their mean (plus float32 round-off).
         se = np.std(terms, ddof=1) / np.sqrt(len(terms))
@@ -133,7 +135,7 @@ def test_reinforce_gradient_is_unbiased(drop):
     variables = net.logits_net.trainable_variables
 
     def loss_fn(estimator, **kw):
-        return lambda s: losses.qp_loss(model, net, y, estimator=estimator, seed=s, **kw)
+        return lambda s: losses.qp_loss(model, net, None, y, estimator=estimator, seed=s, **kw)
 
     enum = evaluation.gradient_samples(loss_fn("enumerate", sample_size=50), variables,
                                        num_samples=50, seed=1)
@@ -155,7 +157,8 @@ def test_dropping_the_zero_mean_term_keeps_the_value_and_changes_the_gradient():
     values, grads = [], []
     for drop in [False, True]:
         with tf.GradientTape() as tape:
-            values.append(losses.qp_loss(model, net, y, estimator="reinforce", sample_size=3,
+            values.append(losses.qp_loss(model, net, None, y, estimator="reinforce",
+                                         sample_size=3,
                                          drop_zero_mean_term=drop, seed=4))
         grads.append(tape.gradient(values[-1], variables))
     from amortlib import _checks
@@ -175,7 +178,7 @@ def test_dropping_the_zero_mean_term_keeps_the_value_and_changes_the_gradient():
 def test_drop_zero_mean_term_must_be_a_bool():
     model = models.GaussianMixtureExplicit()
     with pytest.raises(TypeError, match="drop_zero_mean_term"):
-        losses.qp_loss(model, small_net(model), Y, estimator="reinforce", sample_size=2,
+        losses.qp_loss(model, small_net(model), None, Y, estimator="reinforce", sample_size=2,
                        drop_zero_mean_term="yes")
 
 
@@ -187,7 +190,8 @@ def test_baseline_reduces_the_variance():
     for baseline in [True, False]:
         grads = evaluation.gradient_samples(
             lambda s, baseline=baseline: losses.qp_loss(
-                model, net, y, estimator="reinforce", sample_size=2, baseline=baseline, seed=s),
+                model, net, None, y, estimator="reinforce", sample_size=2, baseline=baseline,
+                seed=s),
             net.logits_net.trainable_variables, num_samples=100, seed=1)
         variances[baseline] = sum(g.var(0).sum() for g in grads)
     assert variances[True] < variances[False]
@@ -197,7 +201,7 @@ def test_baseline_reduces_the_variance():
 def test_pq_loss_on_dict_latents(model):
     latents, y = model.sample(7, seed=1)
     net = small_net(model)
-    np.testing.assert_allclose(float(losses.pq_loss(net, latents, y)),
+    np.testing.assert_allclose(float(losses.pq_loss(model, net, latents, y)),
                                -np.mean(net(y).log_prob(latents)), rtol=1e-6)
 
 
@@ -340,13 +344,14 @@ def test_bad_estimator_arguments():
     model = models.GaussianMixtureExplicit()
     net = small_net(model)
     with pytest.raises(ValueError, match="estimator must be one of"):
-        losses.qp_loss(model, net, Y, estimator="gumbel")
+        losses.qp_loss(model, net, None, Y, estimator="gumbel", seed=0)
     with pytest.raises(ValueError, match="sample_size must be at least 2"):
-        losses.qp_loss(model, net, Y, estimator="reinforce", sample_size=1)
+        losses.qp_loss(model, net, None, Y, estimator="reinforce", sample_size=1, seed=0)
     with pytest.raises(ValueError, match="reparameterised"):
-        losses.qp_loss(model, net, Y)
+        losses.qp_loss(model, net, None, Y, seed=0)
     with pytest.raises(ValueError, match="discrete latents"):
-        losses.qp_loss(GaussianUnknownMean(), networks.LinearGaussian(), Y, estimator="enumerate")
+        losses.qp_loss(GaussianUnknownMean(), networks.LinearGaussian(), None, Y,
+                       estimator="enumerate", seed=0)
 
 
 def test_bad_evaluation_arguments():
