@@ -76,6 +76,8 @@ def observations(y, name: str = "y") -> tf.Tensor:
         ValueError: if `y` is not numeric, has more than one dimension, or (when run eagerly)
             holds a NaN or an infinity.
     """
+    if not isinstance(y, tf.Tensor | tf.Variable) and np.iscomplexobj(y):
+        raise ValueError(f"{name} must be real numbers, got complex {y!r:.80}")
     try:
         y = tf.convert_to_tensor(y, dtype_hint=DTYPE)
     except (TypeError, ValueError):
@@ -215,3 +217,44 @@ def data_rows(name: str, value) -> tf.Tensor:
     if not bool(tf.reduce_all(tf.math.is_finite(value))):
         raise ValueError(f"{name} must be finite (it holds a NaN or an infinity)")
     return value
+
+
+def finite_values(name: str, value):
+    """Return ``value`` unchanged; refuse complex numbers and, when run eagerly, a NaN or an
+    infinity (any shape)."""
+    if not isinstance(value, tf.Tensor | tf.Variable) and np.iscomplexobj(value):
+        raise ValueError(f"{name} must be real, got complex {value!r:.80}")
+    tensor = tf.convert_to_tensor(value, dtype_hint=DTYPE)
+    if tensor.dtype.is_complex:
+        raise ValueError(f"{name} must be real, got a tensor of {tensor.dtype.name}")
+    if (tf.executing_eagerly() and tensor.dtype.is_floating
+            and not bool(tf.reduce_all(tf.math.is_finite(tensor)))):
+        raise ValueError(f"{name} must be finite (it holds a NaN or an infinity)")
+    return value
+
+
+def model_and_network(model, q_net, q) -> None:
+    """Refuse an inference network whose distribution ``q`` does not fit ``model``.
+
+    Compares the latent names (a joint ``q`` must have exactly the model's latents; a single
+    distribution needs a model with one latent) and, where both define it, the number of
+    mixture components.
+
+    Raises:
+        ValueError: naming both the model and the network.
+    """
+    model_k, net_k = getattr(model, "num_components", None), getattr(q_net, "num_components", None)
+    if model_k is not None and net_k is not None and model_k != net_k:
+        raise ValueError(f"q_net ({type(q_net).__name__}) has {net_k} components but model "
+                         f"({type(model).__name__}) has {model_k}")
+    names = getattr(model, "latent_names", None)
+    if names is None:
+        return
+    q_model = getattr(q, "model", None)
+    q_names = tuple(q_model) if isinstance(q_model, dict) else None
+    if (q_names is None and len(names) != 1) or (
+            q_names is not None and sorted(q_names) != sorted(names)):
+        raise ValueError(
+            f"q_net ({type(q_net).__name__}) gives a distribution over "
+            f"{list(q_names) if q_names else 'one latent'} but model ({type(model).__name__}) "
+            f"has the latents {list(names)}")

@@ -93,8 +93,9 @@ def qp_loss(model, q_net, latents, observations, *, seed, sample_size: int = 1,
         TypeError: if ``baseline`` or ``drop_zero_mean_term`` is not a bool.
         ValueError: for no or a bad seed, empty observations, an unknown estimator, a bad
             ``sample_size``, a continuous-only estimator
-            with a distribution that cannot be reparameterised, or a discrete estimator with a
-            model that has no discrete latents.
+            with a distribution that cannot be reparameterised, a discrete estimator with a
+            model that has no discrete latents, or a ``q_net`` that does not fit ``model``
+            (other latents or another number of components).
 
     Example:
         >>> from amortlib import models, networks
@@ -110,6 +111,7 @@ def qp_loss(model, q_net, latents, observations, *, seed, sample_size: int = 1,
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be True or False, got {flag!r}")
     q = q_net(y)
+    _checks.model_and_network(model, q_net, q)
     if estimator == "reparameterize":
         kinds = tf.nest.flatten(q.reparameterization_type)
         if any(kind != tfp.distributions.FULLY_REPARAMETERIZED for kind in kinds):
@@ -250,12 +252,15 @@ def pq_loss(model, q_net, latents, observations, *, seed=None) -> tf.Tensor:
         $\mathbb E_{p(y)}[\mathrm{KL}(p \,\|\, q)] + \mathbb E_{p(y)}[\mathrm H(p(\cdot \mid y))]$.
 
     Raises:
-        ValueError: if ``latents`` is None or ``observations`` is empty.
+        ValueError: if ``latents`` is None, ``observations`` is empty, or ``q_net`` does not
+            fit ``model`` (other latents or another number of components).
     """
     if latents is None:
         raise ValueError("latents must be the model's draws for the pq loss, got None")
     y = _non_empty("observations", observations)
-    return -tf.reduce_mean(q_net(y).log_prob(latents))
+    q = q_net(y)
+    _checks.model_and_network(model, q_net, q)
+    return -tf.reduce_mean(q.log_prob(latents))
 
 
 def _non_empty(name, observations) -> tf.Tensor:

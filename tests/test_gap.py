@@ -154,6 +154,9 @@ def test_steps_to_converge_uses_a_trailing_running_mean():
     # with a window of 2 the running mean at step 3 is 55; at step 4 it is 10
     assert gap.steps_to_converge(history, 10.0, window=2) == (4, 2.0)
     assert gap.steps_to_converge(history, 1.0) is None
+    # a plain array: the same steps, seconds only with elapsed
+    assert gap.steps_to_converge(loss, 10.0, window=2) == (4, None)
+    assert gap.steps_to_converge(loss, 10.0, window=2, elapsed=history.elapsed) == (4, 2.0)
 
 
 @pytest.mark.parametrize(

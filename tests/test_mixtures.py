@@ -175,11 +175,59 @@ def test_dropping_the_zero_mean_term_keeps_the_value_and_changes_the_gradient():
     assert any(term is not None and np.abs(term).max() > 1e-3 for term in expected)
 
 
+@pytest.mark.parametrize("sample_size", [2, 5])
+def test_reinforce_baseline_leaves_each_draw_out(sample_size):
+    """The gradient is mean(grad f + (f - b) grad log q(c | y)) with b_s the mean of f over the
+    OTHER draws, (sum f - f_s) / (S - 1), computed here in NumPy. A baseline that includes the
+    draw itself, sum f / S, is correlated with its draw (biased) and fails this check."""
+    model = models.GaussianMixtureExplicit([0.7, 0.3], [1.0, -2.0], [0.5, 2.0], 0.8)
+    net = small_net(model)
+    y = tf.constant(Y[1:4])
+    variables = net.logits_net.trainable_variables
+    with tf.GradientTape() as tape:
+        value = losses.qp_loss(model, net, None, y, estimator="reinforce",
+                               sample_size=sample_size, seed=5)
+    got = tape.gradient(value, variables)
+    from amortlib import _checks
+    with tf.GradientTape() as tape:  # the same draws: the same seed and sample shape
+        draws, parts = losses._draw(net(y), _checks.seed(5), sample_shape=[sample_size])
+        f = tf.add_n(list(parts.values())) - model.log_prob(draws, y)
+        log_q_c = parts[next(iter(model.discrete_support))]
+        f_np = f.numpy().astype(np.float64)
+        leave_one_out = (f_np.sum(0, keepdims=True) - f_np) / (sample_size - 1)
+        weight = tf.constant(f_np - leave_one_out, tf.float32)
+        expected = tape.gradient(tf.reduce_mean(f + weight * log_q_c), variables)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+    with tf.GradientTape() as tape:  # the biased variant differs measurably
+        draws, parts = losses._draw(net(y), _checks.seed(5), sample_shape=[sample_size])
+        f = tf.add_n(list(parts.values())) - model.log_prob(draws, y)
+        log_q_c = parts[next(iter(model.discrete_support))]
+        weight = tf.constant(f_np - f_np.mean(0, keepdims=True), tf.float32)
+        biased = tape.gradient(tf.reduce_mean(f + weight * log_q_c), variables)
+    assert max(np.abs(b - e).max() for b, e in zip(biased, expected)) > 1e-3
+
+
+def test_open_universe_z_posterior_is_the_closed_form():
+    """p(z | y, k = 2) is proportional to pi_z N(y; mu_z, s^2 + sigma^2), in NumPy/SciPy."""
+    import scipy.stats
+
+    model = models.OpenUniverseMixture(k_probs=(0.4, 0.6), loc_single=0.5,
+                                       probs=(0.2, 0.5, 0.3), locs=(-3.0, 1.0, 4.0), scale=0.7,
+                                       sigma=1.3)
+    y = np.array([-4.0, -1.0, 0.5, 2.0, 6.0])
+    weights = model.probs * scipy.stats.norm.pdf(
+        y[:, None], np.array(model.locs), np.sqrt(0.7**2 + 1.3**2))
+    expected = weights / weights.sum(1, keepdims=True)
+    got = model.z_posterior(y).probs_parameter().numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+
+
 def test_drop_zero_mean_term_must_be_a_bool():
     model = models.GaussianMixtureExplicit()
     with pytest.raises(TypeError, match="drop_zero_mean_term"):
         losses.qp_loss(model, small_net(model), None, Y, estimator="reinforce", sample_size=2,
-                       drop_zero_mean_term="yes")
+                       drop_zero_mean_term="yes", seed=0)
 
 
 def test_baseline_reduces_the_variance():
