@@ -42,6 +42,7 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -572,24 +573,51 @@ def fit_vi(model: HierarchicalModel, local_family, x, *, num_steps: int, learnin
     Returns:
         ``(posterior, history)``; ``history.loss`` is the single-step estimate of $-$ELBO.
 
+    Re-running the same problem does not retrace: called again with the same ``model``,
+    ``local_family`` and ``x`` objects (and ``sample_size`` and ``trace_fn``), `fit_vi` returns
+    the same posterior object, its $q(\theta)$ reset to ``theta_loc`` and ``theta_scale``, and
+    reuses the compiled loop; the family keeps its trained values unless you re-initialise them
+    in place first, for example from a new family of the same shape:
+    ``for v, w in zip(family.variables, gap.Amortized(gap.MLP(k, seed=s)).variables):
+    v.assign(w)``. Another ``seed``, ``num_steps`` or ``learning_rate`` costs no tracing.
+
     Raises:
         ValueError: for bad sizes, data, or a family that does not fit the model or the data.
     """
+    data = x
     x = _as_data(x)
     sample_size = _checks.positive_int("sample_size", sample_size)
-    posterior = VariationalPosterior(model, local_family, theta_loc=theta_loc,
-                                     theta_scale=theta_scale)
-    posterior.local(x)  # fail early, eagerly, if the family does not fit the data
+    key = (id(model), id(local_family), id(data), sample_size, id(trace_fn))
+    if key in _FIT_VI:
+        _FIT_VI.move_to_end(key)
+        _, posterior, loss_fn, traced = _FIT_VI[key]
+        start, log_scale = _gaussian_start(theta_loc, theta_scale, [model.global_dim],
+                                           names=("theta_loc", "theta_scale"))
+        posterior.theta_loc.assign(start)
+        posterior.theta_log_scale.assign(log_scale)
+    else:
+        posterior = VariationalPosterior(model, local_family, theta_loc=theta_loc,
+                                         theta_scale=theta_scale)
+        posterior.local(x)  # fail early, eagerly, if the family does not fit the data
 
-    def loss_fn(step_seed):
-        return -tf.reduce_mean(posterior.elbo_draws(x, sample_size, step_seed))
+        def loss_fn(step_seed):
+            return -tf.reduce_mean(posterior.elbo_draws(x, sample_size, step_seed))
+
+        traced = None if trace_fn is None else (lambda: trace_fn(posterior))
+        _FIT_VI[key] = ((model, local_family, data, trace_fn), posterior, loss_fn, traced)
+        while len(_FIT_VI) > 16:
+            _FIT_VI.popitem(last=False)
 
     history = minimize(
         loss_fn, posterior.trainable_variables, num_steps=num_steps, learning_rate=learning_rate,
-        anneal=anneal, trace_fn=None if trace_fn is None else (lambda: trace_fn(posterior)),
-        seed=seed, progress=progress, name="-ELBO",
+        anneal=anneal, trace_fn=traced, seed=seed, progress=progress, name="-ELBO",
     )
     return posterior, history
+
+
+#: fit_vi's problems by (model, family, data, sample_size, trace_fn): reused, so that a rerun
+#: with another seed reuses the compiled loop (see `fit_vi`).
+_FIT_VI: collections.OrderedDict = collections.OrderedDict()
 
 
 def steps_to_converge(loss, target: float, *, rel_tol: float = 0.01, window: int = 100,
