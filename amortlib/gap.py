@@ -53,7 +53,8 @@ import tensorflow_probability as tfp
 
 from amortlib import _checks
 from amortlib.hierarchical import HierarchicalModel, _as_data
-from amortlib.training import History, minimize, running_mean
+from amortlib.history import History, running_mean
+from amortlib.training import minimize
 
 tfd = tfp.distributions
 

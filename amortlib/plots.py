@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from amortlib.training import running_mean
+from amortlib.history import running_mean
 
 __all__ = [
     "GAP_STYLES",

@@ -26,7 +26,6 @@ model's or a loss's Python attributes in place, build a new object instead.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import inspect
 import math
 import time
@@ -42,9 +41,11 @@ import tensorflow_probability as tfp
 from tqdm.std import tqdm
 
 from amortlib import _checks
+from amortlib.history import History
 from amortlib.losses import LOSSES
+from amortlib.optimizers import Adam
 
-__all__ = ["Adam", "History", "fit", "minimize", "running_mean"]
+__all__ = ["fit", "minimize"]
 
 #: The default of ``divergence_factor``: a loss more than this many times larger in magnitude
 #: than at step 0 (or than 1, if that is larger) stops the run.
@@ -52,170 +53,6 @@ DIVERGENCE_FACTOR = 1e6
 
 # Status codes of a step, as the compiled loop reports them.
 _OK, _LOSS, _GRADIENT, _DIVERGED, _TRACE = 0, 1, 2, 3, 4
-
-
-@dataclasses.dataclass
-class History:
-    """What `minimize` and `fit` record.
-
-    Attributes:
-        loss: the loss at every step, shape ``[num_steps]``.
-        trace: for each name returned by ``trace_fn``, its value after every step.
-        elapsed: wall time in seconds since the start of the run at the end of every step,
-            tracing included. It is measured once per compiled chunk of steps and spread
-            evenly over the steps of the chunk.
-        trace_seconds: the time spent tracing the compiled loop before the first step (zero when
-            a cached loop was reused).
-        chunk_ends: the 1-based step at the end of every compiled chunk.
-        chunk_seconds: the wall time of every chunk (the first includes graph optimisation).
-    """
-
-    loss: np.ndarray
-    trace: dict[str, np.ndarray]
-    elapsed: np.ndarray
-    trace_seconds: float = 0.0
-    chunk_ends: np.ndarray = dataclasses.field(
-        default_factory=lambda: np.zeros(0, np.int64))
-    chunk_seconds: np.ndarray = dataclasses.field(
-        default_factory=lambda: np.zeros(0, np.float64))
-
-    @property
-    def num_steps(self) -> int:
-        """Number of steps taken."""
-        return len(self.loss)
-
-    @property
-    def seconds(self) -> float:
-        """Wall time of the whole run, tracing included."""
-        return float(self.elapsed[-1])
-
-    @property
-    def seconds_per_step(self) -> float:
-        """Steady-state wall time of one step: the chunks after the first, per step.
-
-        With a single chunk, that chunk's time per step (which then includes graph optimisation).
-
-        Raises:
-            ValueError: for a `History` built by hand without chunk times.
-        """
-        ends = np.asarray(self.chunk_ends)
-        if ends.size == 0:
-            raise ValueError("this History has no chunk times (it was not made by minimize)")
-        if ends.size == 1:
-            return float(self.chunk_seconds[0] / ends[0])
-        return float(np.sum(self.chunk_seconds[1:]) / (ends[-1] - ends[0]))
-
-    @property
-    def first_chunk_seconds(self) -> float:
-        """Wall time up to the end of the first chunk, tracing included (the start-up cost).
-
-        Raises:
-            ValueError: for a `History` built by hand without chunk times.
-        """
-        if np.asarray(self.chunk_ends).size == 0:
-            raise ValueError("this History has no chunk times (it was not made by minimize)")
-        return float(self.trace_seconds + self.chunk_seconds[0])
-
-
-def running_mean(values, window: int = 50) -> np.ndarray:
-    """Trailing running mean over ``window`` steps (shorter at the start).
-
-    The value at 0-based step $t$ averages steps $\\max(0, t - w + 1), \\dots, t$.
-
-    Args:
-        values: a 1-D sequence of numbers, for example ``history.loss``.
-        window: the window $w$, a positive integer.
-
-    Returns:
-        A float64 array of the same length.
-
-    Example:
-        >>> running_mean([1.0, 3.0, 5.0], window=2)
-        array([1., 2., 4.])
-    """
-    window = _checks.positive_int("window", window)
-    values = np.asarray(values, dtype=np.float64)
-    if values.ndim != 1:
-        raise ValueError(f"values must be 1-D, got shape {values.shape}")
-    cumulative = np.concatenate([[0.0], np.cumsum(values)])
-    steps = np.arange(1, len(values) + 1)
-    start = np.maximum(steps - window, 0)
-    return (cumulative[steps] - cumulative[start]) / (steps - start)
-
-
-class Adam:
-    r"""Adam with Keras's defaults, as one fused kernel per variable: `minimize`'s optimiser.
-
-    The update of `tf_keras.optimizers.Adam` (beta1 0.9, beta2 0.999, epsilon 1e-7; with
-    ``anneal``, its `CosineDecay` schedule down to 1% of the rate), applied by TensorFlow's
-    `ResourceApplyAdam` kernel: in a compiled step, one operation per variable instead of the
-    dozen of the Keras optimizer. At 0-based step $t$ of $T$, with gradient $g$, rate $\eta_t$
-    and $m, v$ starting at zero:
-
-    $$m \leftarrow \beta_1 m + (1 - \beta_1) g, \quad v \leftarrow \beta_2 v + (1 - \beta_2) g^2,
-    \quad w \leftarrow w - \eta_t \frac{\sqrt{1 - \beta_2^{t+1}}}{1 - \beta_1^{t+1}}
-    \frac{m}{\sqrt{v} + \epsilon}.$$
-
-    Any object with the same three methods can be passed to `minimize` as ``optimizer``:
-    ``build(variables)`` (create the state, once, eagerly), ``reset(num_steps)`` (start a run:
-    zero the state, set the schedule; eagerly, before every run) and ``apply(step, gradients)``
-    (in the compiled loop; ``gradients[i]`` is None for a variable without a gradient).
-
-    Args:
-        learning_rate: the (initial) learning rate, > 0.
-        anneal: if True the rate follows a cosine from ``learning_rate`` down to 1% of it at the
-            last step; if False it stays constant.
-    """
-
-    beta1, beta2, epsilon = 0.9, 0.999, 1e-7
-
-    def __init__(self, learning_rate: float, *, anneal: bool = True):
-        self.learning_rate = _checks.positive_scalar("learning_rate", learning_rate)
-        self.anneal = _checks.boolean("anneal", anneal)
-        self.variables = None
-
-    def build(self, variables) -> None:
-        """Create Adam's moments for ``variables`` (zero) and the schedule's variables."""
-        self.variables = list(variables)
-        self.moments = [(tf.Variable(tf.zeros_like(w), trainable=False),
-                         tf.Variable(tf.zeros_like(w), trainable=False)) for w in self.variables]
-        self._rate = tf.Variable(self.learning_rate, dtype=tf.float32, trainable=False)
-        self._num_steps = tf.Variable(1.0, dtype=tf.float32, trainable=False)
-
-    def reset(self, num_steps: int) -> None:
-        """Start a run of ``num_steps`` steps: zero the moments, set the rate and the schedule."""
-        for m, v in self.moments:
-            m.assign(tf.zeros_like(m))
-            v.assign(tf.zeros_like(v))
-        self._rate.assign(self.learning_rate)
-        self._num_steps.assign(float(num_steps))
-
-    def rate(self, step) -> tf.Tensor:
-        """The rate at 0-based ``step``: constant, or a cosine from the base rate to 1% of it."""
-        if not self.anneal:
-            return tf.convert_to_tensor(self._rate)
-        done = tf.minimum(tf.cast(step, tf.float32), self._num_steps) / self._num_steps
-        return self._rate * (0.01 + 0.99 * 0.5 * (1.0 + tf.cos(math.pi * done)))
-
-    def apply(self, step, gradients) -> None:
-        """One update of every variable that has a gradient (variables without one are skipped)."""
-        constants = {}  # per dtype, built once per step
-
-        def constants_for(dtype):
-            if dtype not in constants:
-                t = tf.cast(step + 1, dtype)
-                beta1, beta2 = tf.constant(self.beta1, dtype), tf.constant(self.beta2, dtype)
-                constants[dtype] = dict(
-                    beta1_power=beta1**t, beta2_power=beta2**t, beta1=beta1, beta2=beta2,
-                    lr=tf.cast(self.rate(step), dtype),
-                    epsilon=tf.constant(self.epsilon, dtype))
-            return constants[dtype]
-
-        for w, g, (m, v) in zip(self.variables, gradients, self.moments):
-            if g is not None:
-                tf.raw_ops.ResourceApplyAdam(var=w.handle, m=m.handle, v=v.handle,
-                                             grad=tf.convert_to_tensor(g, w.dtype),
-                                             **constants_for(w.dtype))
 
 
 def _all_finite(tensors) -> tf.Tensor:
@@ -366,8 +203,8 @@ def minimize(
             None when passing ``optimizer``.
         anneal: for the default optimiser, a cosine decay of the rate to 1% at the last step
             (True) or a constant rate (False).
-        optimizer: an optimiser with ``build``, ``reset`` and ``apply`` (see `Adam`); default
-            ``Adam(learning_rate, anneal=anneal)``.
+        optimizer: an optimiser with ``build``, ``reset`` and ``apply`` (see
+            `amortlib.optimizers.Adam`); default ``Adam(learning_rate, anneal=anneal)``.
         trace_fn: optional ``trace_fn() -> {name: scalar}``, recorded after every step.
         seed: an integer seed.
         progress: show a progress bar.
@@ -376,7 +213,7 @@ def minimize(
             the run counts as diverged; None turns the check off.
 
     Returns:
-        A `History`.
+        A `amortlib.history.History`.
 
     Raises:
         ValueError: for a non-positive size or learning rate, no variables, both or neither of
@@ -519,7 +356,7 @@ def fit(
         anneal: if True the learning rate follows a cosine from ``learning_rate`` down to 1% of it
             at the last step, which removes most of the final jitter of stochastic gradients;
             if False it stays constant.
-        optimizer: an optimiser for `minimize` (see `Adam`); default Adam.
+        optimizer: an optimiser for `minimize` (see `amortlib.optimizers.Adam`); default Adam.
         trace_fn: optional ``trace_fn(q_net) -> {name: scalar}``, recorded after every step.
         data: optional fixed data set instead of fresh model draws: a pair ``(latents, y)`` (for
             example ``model.sample(n, seed)``), or observations alone (an array whose first axis
@@ -540,7 +377,7 @@ def fit(
             take is an error.
 
     Returns:
-        A `History` of the loss and of the traced values.
+        A `amortlib.history.History` of the loss and of the traced values.
 
     Raises:
         ValueError: for an unknown loss name, an option the loss does not take, a
