@@ -484,6 +484,9 @@ def _fixed_data(data, loss_name):
                              f"of {len(data)}")
         latents, y = data
     else:
+        if isinstance(data, list) and data and np.ndim(data[0]) > 0:
+            raise ValueError("data must be a tuple (latents, y) or observations; a list of "
+                             "arrays is ambiguous: pass the pair as a tuple")
         if loss_name == "pq":
             raise ValueError("data must be a pair (latents, y) for the 'pq' loss, which needs "
                              "the latents; got observations alone")
