@@ -5,7 +5,9 @@ Modules, named after the ideas of the book:
 - `amortlib.models`: generative models $p(\\text{latents}, y)$ with exact posteriors;
 - `amortlib.networks`: inference networks $y \\mapsto q_\\phi(\\cdot \\mid y)$;
 - `amortlib.losses`: the qp loss (negative ELBO) and the pq loss (inference compilation);
-- `amortlib.training`: `fit`, the one compiled training loop;
+- `amortlib.training`: `minimize`, the one compiled training loop, and `fit` on it;
+- `amortlib.history`: `History`, what a run records, and the running mean of its losses;
+- `amortlib.optimizers`: `Adam`, the loop's default optimiser, and the protocol of others;
 - `amortlib.evaluation`: exact KL divergences to the posterior, both directions;
 - `amortlib.plots`: the book's figure style;
 - `amortlib.hierarchical`: models with global and local latents (linear, nonlinear, Bayesian
@@ -45,13 +47,16 @@ from amortlib.networks import (  # noqa: E402
     MLPGaussian,
     OpenUniverseNetwork,
 )
-from amortlib.training import History, fit, minimize  # noqa: E402
+from amortlib.history import History, running_mean  # noqa: E402
+from amortlib.optimizers import Adam  # noqa: E402
+from amortlib.training import fit, minimize  # noqa: E402
 
 #: The release: the one place that sets it (pyproject.toml reads it; tools/release.py copies it
 #: into _config.yml and the notebooks' install cell). See "Releases" in README.md.
 __version__ = "0.2.0"
 
 __all__ = [
+    "Adam",
     "CategoricalGaussian",
     "GaussianMixtureExplicit",
     "GaussianMixturePrior",
@@ -77,6 +82,7 @@ __all__ = [
     "pq_loss",
     "qp_loss",
     "reverse_kl",
+    "running_mean",
     "sequential",
     "total_variation",
 ]

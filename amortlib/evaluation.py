@@ -132,7 +132,9 @@ def forward_kl(model, q_net, y) -> np.ndarray:
     """
     y = _checks.observations(y)
     support = getattr(model, "discrete_support", None)
-    return kl_divergence(model.posterior(y), q_net(y), support=support)
+    q = q_net(y)
+    _checks.model_and_network(model, q_net, q)
+    return kl_divergence(model.posterior(y), q, support=support)
 
 
 def reverse_kl(model, q_net, y) -> np.ndarray:
@@ -142,7 +144,9 @@ def reverse_kl(model, q_net, y) -> np.ndarray:
     """
     y = _checks.observations(y)
     support = getattr(model, "discrete_support", None)
-    return kl_divergence(q_net(y), model.posterior(y), support=support)
+    q = q_net(y)
+    _checks.model_and_network(model, q_net, q)
+    return kl_divergence(q, model.posterior(y), support=support)
 
 
 def total_variation(p: tfd.Distribution, q: tfd.Distribution) -> np.ndarray:
