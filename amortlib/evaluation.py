@@ -225,7 +225,8 @@ def gradient_samples(loss_fn, variables, *, num_samples: int, seed: int = 0) -> 
     estimator, for example to compare enumeration with the score-function estimator.
 
     Args:
-        loss_fn: ``loss_fn(step_seed) -> scalar tensor``, traceable by `tf.function`.
+        loss_fn: ``loss_fn(step_seed) -> scalar tensor``, traceable by `tf.function` as plain
+            Python (without autograph: Python control flow must not depend on tensors).
         variables: the `tf.Variable`\ s to differentiate with respect to (non-empty).
         num_samples: number of gradient evaluations, a positive integer.
         seed: an integer seed.
@@ -247,15 +248,20 @@ def gradient_samples(loss_fn, variables, *, num_samples: int, seed: int = 0) -> 
     base = _checks.integer_seed(seed)
     variables = _checks.trainable_list(variables)
 
-    @tf.function(autograph=True)
+    # The loop is written as a tf.while_loop and traced without autograph: autograph would
+    # otherwise rewrite loss_fn and everything it calls (TFP included) before tracing, which
+    # took most of the tracing time.
+    def body(i, rows):
+        with tf.GradientTape() as tape:
+            value = loss_fn(tf.random.experimental.stateless_fold_in(base, i))
+        grads = tape.gradient(value, variables)
+        return i + 1, [r.write(i, tf.zeros_like(v) if g is None else tf.convert_to_tensor(g))
+                       for r, g, v in zip(rows, grads, variables)]
+
+    @tf.function(autograph=False)
     def run():
         rows = [tf.TensorArray(v.dtype, size=num_samples) for v in variables]
-        for i in tf.range(num_samples):
-            with tf.GradientTape() as tape:
-                value = loss_fn(tf.random.experimental.stateless_fold_in(base, i))
-            grads = tape.gradient(value, variables)
-            rows = [r.write(i, tf.zeros_like(v) if g is None else tf.convert_to_tensor(g))
-                    for r, g, v in zip(rows, grads, variables)]
+        _, rows = tf.while_loop(lambda i, _: i < num_samples, body, (tf.constant(0), rows))
         return [r.stack() for r in rows]
 
     return [g.numpy() for g in run()]
