@@ -179,3 +179,15 @@ def test_bad_input():
         lv.ml_solution(np.zeros((10, D)), D)
     with pytest.raises(ValueError, match="rank"):
         lv.gaps(m, np.zeros((4, D)), rank=K)
+
+
+def test_encoders_trained_together_end_as_if_alone(model, data):
+    together = [lv.LinearEncoder(D, K, rank=r, seed=3, init_scale=0.1) for r in (1, None)]
+    lv.train(model, together, data, num_steps=200, learning_rate=0.05, train_model=False)
+    for rank, enc in zip((1, None), together):
+        alone = lv.LinearEncoder(D, K, rank=rank, seed=3, init_scale=0.1)
+        lv.train(model, alone, data, num_steps=200, learning_rate=0.05, train_model=False)
+        np.testing.assert_allclose(alone.matrix(), enc.matrix(), atol=1e-5)
+        np.testing.assert_allclose(alone.log_scale, enc.log_scale, atol=1e-5)
+    with pytest.raises(ValueError, match="several encoders"):
+        lv.train(model, together, data, num_steps=1, learning_rate=0.1)
