@@ -56,6 +56,14 @@ def _dimension(name: str, value) -> int:
     return _checks.positive_int(name, value)
 
 
+def _common(module, data_dim, latent_dim, init_scale, seed) -> tuple[float, int]:
+    """Check and set the sizes shared by the model and the encoder; return (scale, seed)."""
+    module.data_dim = _dimension("data_dim", data_dim)
+    module.latent_dim = _dimension("latent_dim", latent_dim)
+    return (_checks.positive_scalar("init_scale", init_scale),
+            int(_checks.integer_seed(seed)[1]))
+
+
 def _images(x, data_dim: int, name: str = "x") -> tf.Tensor:
     """Data as a float32 tensor of shape [n, data_dim]."""
     try:
@@ -97,10 +105,7 @@ class PPCA(tf.Module):
     def __init__(self, data_dim: int, latent_dim: int, *, noise_variance: float | None = None,
                  init_scale: float = 0.1, seed: int = 0):
         super().__init__(name="ppca")
-        self.data_dim = _dimension("data_dim", data_dim)
-        self.latent_dim = _dimension("latent_dim", latent_dim)
-        init_scale = _checks.positive_scalar("init_scale", init_scale)
-        seed = int(_checks.integer_seed(seed)[1])
+        init_scale, seed = _common(self, data_dim, latent_dim, init_scale, seed)
         self.weight = tf.Variable(
             _seeded_normal([self.data_dim, self.latent_dim], seed, 0, init_scale), name="weight")
         self.loc = tf.Variable(tf.zeros([self.data_dim]), name="loc")
@@ -177,10 +182,7 @@ class LinearEncoder(tf.Module):
     def __init__(self, data_dim: int, latent_dim: int, *, rank: int | None = None,
                  init_scale: float = 0.01, seed: int = 0):
         super().__init__(name="linear_encoder")
-        self.data_dim = _dimension("data_dim", data_dim)
-        self.latent_dim = _dimension("latent_dim", latent_dim)
-        init_scale = _checks.positive_scalar("init_scale", init_scale)
-        seed = int(_checks.integer_seed(seed)[1])
+        init_scale, seed = _common(self, data_dim, latent_dim, init_scale, seed)
         if rank is not None:
             if isinstance(rank, bool) or not isinstance(rank, int | np.integer):
                 raise TypeError(f"rank must be an integer or None, got {rank!r}")
