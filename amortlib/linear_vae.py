@@ -99,13 +99,19 @@ class PPCA(tf.Module):
         seed: an integer seed for the initial $W$; $\mu$ starts at zero.
 
     Raises:
-        ValueError: for non-positive sizes, scale or noise variance, or a bad seed.
+        ValueError: for non-positive sizes, scale or noise variance, a bad seed, or
+            ``latent_dim >= data_dim`` (then $W W^\top$ alone can fit any covariance and
+            $\sigma^2$ is not identified, as in `ml_solution`).
     """
 
     def __init__(self, data_dim: int, latent_dim: int, *, noise_variance: float | None = None,
                  init_scale: float = 0.1, seed: int = 0):
         super().__init__(name="ppca")
         init_scale, seed = _common(self, data_dim, latent_dim, init_scale, seed)
+        if self.latent_dim >= self.data_dim:
+            # As in `ml_solution`: with k >= d the noise variance is not identified.
+            raise ValueError(f"latent_dim must be below data_dim={self.data_dim}, "
+                             f"got {self.latent_dim}")
         self.weight = tf.Variable(
             _seeded_normal([self.data_dim, self.latent_dim], seed, 0, init_scale), name="weight")
         self.loc = tf.Variable(tf.zeros([self.data_dim]), name="loc")
@@ -454,7 +460,9 @@ def ml_solution(x, latent_dim: int, *, noise_variance: float | None = None) -> M
         An `MLSolution`.
 
     Raises:
-        ValueError: for a bad shape, $k \ge d$ or a non-positive noise variance.
+        ValueError: for a bad shape, $k \ge d$, a non-positive noise variance, or
+            (with ``noise_variance=None``) discarded eigenvalues that are zero up to round-off,
+            $\sigma^2 \le 10^{-12} \lambda_1$.
     """
     x = np.asarray(x, dtype=float)
     if x.ndim != 2 or x.shape[0] < 2:
@@ -469,9 +477,10 @@ def ml_solution(x, latent_dim: int, *, noise_variance: float | None = None) -> M
     lam, vec = np.clip(lam[::-1], 0.0, None), vec[:, ::-1]
     if noise_variance is None:
         var = float(lam[k:].mean())
-        if var <= 0:
-            raise ValueError("the discarded eigenvalues are all zero: choose a smaller "
-                             "latent_dim or fix noise_variance")
+        # Relative to the largest eigenvalue: round-off leaves ~1e-17 where the exact value is 0.
+        if var <= 1e-12 * lam[0]:
+            raise ValueError("the discarded eigenvalues are all zero (to round-off): choose a "
+                             "smaller latent_dim or fix noise_variance")
     else:
         var = _checks.positive_scalar("noise_variance", noise_variance)
     weight = vec[:, :k] * np.sqrt(np.maximum(lam[:k] - var, 0.0))

@@ -6,7 +6,6 @@ sets (d = 6, k = 2 or 3) with well separated covariance eigenvalues.
 
 import numpy as np
 import pytest
-import tensorflow as tf
 import tensorflow_probability as tfp
 from scipy import stats
 
@@ -179,6 +178,24 @@ def test_bad_input():
         lv.ml_solution(np.zeros((10, D)), D)
     with pytest.raises(ValueError, match="rank"):
         lv.gaps(m, np.zeros((4, D)), rank=K)
+    for latent_dim in (D, D + 1):
+        with pytest.raises(ValueError, match="latent_dim must be below data_dim"):
+            lv.PPCA(D, latent_dim)
+
+
+def test_ml_solution_refuses_a_noise_variance_that_is_round_off():
+    # n = 3 points in d = 5 span 2 directions, so with k = 3 the discarded eigenvalues are
+    # exactly zero; in floating point their mean is ~1e-17, which must not pass for sigma^2.
+    x = np.random.default_rng(0).standard_normal((3, 5))
+    lam = np.linalg.eigvalsh(np.cov(x.T, bias=True))
+    assert np.sort(lam)[:3].max() < 1e-12 * lam.max()
+    with pytest.raises(ValueError, match="discarded eigenvalues are all zero"):
+        lv.ml_solution(x, 3)
+    # k = 2 discards only zeros too; k = 1 keeps one positive eigenvalue among the discarded.
+    with pytest.raises(ValueError, match="discarded eigenvalues are all zero"):
+        lv.ml_solution(x, 2)
+    sol = lv.ml_solution(x, 1)
+    assert sol.noise_variance > 1e-3 * lam.max()
 
 
 def test_encoders_trained_together_end_as_if_alone(model, data):
