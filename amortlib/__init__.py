@@ -14,7 +14,9 @@ Modules, named after the ideas of the book:
   decoder);
 - `amortlib.gap`: F-VI, A-VI, the amortization gap, convergence and the refinement diagnostic;
 - `amortlib.sequential`: the saw time series and Gaussian hidden Markov models;
-- `amortlib.calibration`: exact and simulated coverage and SBC ranks for a scalar latent.
+- `amortlib.calibration`: exact and simulated coverage and SBC ranks for a scalar latent;
+- `amortlib.linear_vae`: the linear VAE (probabilistic PCA) learned jointly with its encoder,
+  solved exactly.
 """
 
 import os
@@ -22,7 +24,7 @@ import os
 # TensorFlow's C++ start-up chatter (CUDA probes, CPU feature notes) is noise for a reader.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from amortlib import calibration, gap, hierarchical, sequential  # noqa: E402
+from amortlib import calibration, gap, hierarchical, linear_vae, sequential  # noqa: E402
 from amortlib.evaluation import (  # noqa: E402
     forward_kl,
     gradient_samples,
@@ -78,6 +80,7 @@ __all__ = [
     "hierarchical",
     "importance_resample",
     "kl_divergence",
+    "linear_vae",
     "minimize",
     "pq_loss",
     "qp_loss",
