@@ -33,6 +33,7 @@ from amortlib.evaluation import (  # noqa: E402
     reverse_kl,
     total_variation,
 )
+from amortlib.history import History, running_mean  # noqa: E402
 from amortlib.losses import discrete_configurations, pq_loss, qp_loss  # noqa: E402
 from amortlib.models import (  # noqa: E402
     GaussianMixtureExplicit,
@@ -49,7 +50,6 @@ from amortlib.networks import (  # noqa: E402
     MLPGaussian,
     OpenUniverseNetwork,
 )
-from amortlib.history import History, running_mean  # noqa: E402
 from amortlib.optimizers import Adam  # noqa: E402
 from amortlib.training import fit, minimize  # noqa: E402
 

@@ -5,14 +5,14 @@ Each notebook is executed top to bottom in a fresh kernel (by default the Colab-
 notebook file is not changed): the first installs a sampling profiler and two light hooks, the
 last returns what they measured. The chapter's cells run unchanged.
 
-- The sampler looks at the kernel's main thread every 5 ms and files the sample under the first
-  of these that its stack shows: imports (``importlib``), tf.function tracing (inside
-  TensorFlow's creation of a concrete function, autograph included), plotting (matplotlib), graph set-up (the first call of a compiled
-  function: TensorFlow optimises the graph and builds its kernels), compiled steps (later calls
-  of a compiled function under amortlib's training loop), evaluation (any other TensorFlow,
-  TensorFlow Probability or amortlib work, compiled or eager), other (the rest: Python, NumPy).
-  Tracing is the exact time of the hook below; the other categories share the rest of the
-  measured execution time of the cells in proportion to their samples.
+- The sampler looks at the kernel's main thread every 5 ms and files the sample under the first of
+  these that its stack shows: imports (``importlib``), tf.function tracing (inside TensorFlow's
+  creation of a concrete function, autograph included), plotting (matplotlib), graph set-up (the
+  first call of a compiled function: TensorFlow optimises the graph and builds its kernels),
+  compiled steps (later calls of a compiled function under amortlib's training loop), evaluation
+  (any other TensorFlow, TensorFlow Probability or amortlib work, compiled or eager), other (the
+  rest: Python, NumPy). Tracing is the exact time of the hook below; the other categories share
+  the rest of the measured execution time of the cells in proportion to their samples.
 - A hook on TensorFlow's concrete-function creation counts and times every trace exactly, by
   function name, so that a function traced many times (in a loop) shows up.
 - Any cell whose output mentions retracing (TensorFlow's retracing warning) is counted.

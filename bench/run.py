@@ -87,9 +87,9 @@ def eager_steps_per_second(model, loss, batch_size, num_steps, seed):
         with tf.GradientTape() as tape:
             x, y = model.sample(batch_size, seed=data_seed)
             if loss == "qp":
-                value = am.qp_loss(model, q_net, y, seed=q_seed)
+                value = am.qp_loss(model, q_net, None, y, seed=q_seed)
             else:
-                value = am.pq_loss(q_net, x, y)
+                value = am.pq_loss(model, q_net, x, y)
         optimizer.apply_gradients(zip(tape.gradient(value, variables), variables))
     return num_steps / (time.perf_counter() - start)
 
@@ -446,7 +446,7 @@ def markdown(results):
                   "amortlib measured, compilation included; NumPy and JAX: their compilation "
                   "plus amortlib's median step count at their speed, the algorithm being the "
                   "same). Ratios are amortlib / other, per interleaved repeat. Accuracy: "
-                  "|a-a\*|, |b-b\*|, |c-c\*| < 0.01 to the end (Gaussian unknown mean, "
+                  r"|a-a\*|, |b-b\*|, |c-c\*| < 0.01 to the end (Gaussian unknown mean, "
                   "fit's defaults, 2000 steps); 1% of the optimum ELBO (linear hierarchical, "
                   "N = 10,000, Adam 0.05 with cosine decay, 600 steps).", ""]
         if vs["note"]:
