@@ -12,7 +12,8 @@ Modules, named after the ideas of the book:
   decoder);
 - `amortlib.gap`: F-VI, A-VI, the amortization gap, convergence and the refinement diagnostic;
 - `amortlib.sequential`: the saw time series and Gaussian hidden Markov models;
-- `amortlib.calibration`: exact and simulated coverage and SBC ranks for a scalar latent.
+- `amortlib.calibration`: exact and simulated coverage and SBC ranks for a scalar latent;
+- `amortlib.sets`: models with data sets of any size and the DeepSets summary network.
 """
 
 import os
@@ -20,7 +21,7 @@ import os
 # TensorFlow's C++ start-up chatter (CUDA probes, CPU feature notes) is noise for a reader.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from amortlib import calibration, gap, hierarchical, sequential  # noqa: E402
+from amortlib import calibration, gap, hierarchical, sequential, sets  # noqa: E402
 from amortlib.evaluation import (  # noqa: E402
     forward_kl,
     gradient_samples,
@@ -78,5 +79,6 @@ __all__ = [
     "qp_loss",
     "reverse_kl",
     "sequential",
+    "sets",
     "total_variation",
 ]
