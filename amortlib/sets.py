@@ -187,7 +187,7 @@ class IidGaussianMean(_IidModel):
         >>> model = IidGaussianMean(mu0=1.0, sigma0=2.0, sigma=0.5)
         >>> p = model.posterior(pad([[1.0, 2.0]]))
         >>> [round(float(v), 4) for v in (p.mean()[0], p.stddev()[0])]
-        [1.4706, 0.3430]
+        [1.4848, 0.3482]
     """
 
     def __init__(self, n_min: int = 1, n_max: int = 50, *, mu0: float = 0.0,
