@@ -49,6 +49,15 @@ __all__ = [
 ]
 
 
+def _plain(function):
+    """Mark ``function`` as plain TensorFlow: `tf.function` traces it without autograph.
+
+    The model and network code has no data-dependent Python control flow, so autograph's
+    source conversion, which dominates the first trace of a training loop, is not needed.
+    """
+    return tf.autograph.experimental.do_not_convert(function)
+
+
 def _data_sets(y, name: str = "y") -> tf.Tensor:
     """A float32 ``[batch, width]`` batch of NaN-padded data sets; checked when eager."""
     try:
@@ -201,6 +210,7 @@ class IidGaussianMean(_IidModel):
         return (f"IidGaussianMean(n_min={self.n_min}, n_max={self.n_max}, mu0={self.mu0}, "
                 f"sigma0={self.sigma0}, sigma={self.sigma})")
 
+    @_plain
     def sample(self, batch_size: int, seed, *, n: int | None = None):
         r"""Draw ``batch_size`` pairs $(x, y)$; each $y$ a NaN-padded data set.
 
@@ -219,6 +229,7 @@ class IidGaussianMean(_IidModel):
         x = self.mu0 + self.sigma0 * tf.random.stateless_normal(tf.shape(sizes), x_seed)
         return x, self._padded(x[:, tf.newaxis] + self.sigma * noise, sizes)
 
+    @_plain
     def log_prob(self, x, y) -> tf.Tensor:
         r"""$\log p(x) + \sum_{i \le n} \log p(y_i \mid x)$, given the size $n$.
 
@@ -279,6 +290,7 @@ class IidNormalInverseGamma(_IidModel):
                 f"mu0={self.mu0}, kappa0={self.kappa0}, alpha0={self.alpha0}, "
                 f"beta0={self.beta0})")
 
+    @_plain
     def sample(self, batch_size: int, seed, *, n: int | None = None):
         r"""Draw ``batch_size`` pairs $(\{x, \sigma^2\}, y)$; see `IidGaussianMean.sample`.
 
@@ -293,6 +305,7 @@ class IidNormalInverseGamma(_IidModel):
         y = x[:, tf.newaxis] + tf.sqrt(sigma2)[:, tf.newaxis] * noise
         return {"x": x, "sigma2": sigma2}, self._padded(y, sizes)
 
+    @_plain
     def log_prob(self, latents: dict, y) -> tf.Tensor:
         r"""$\log p(x, \sigma^2) + \sum_{i \le n} \log p(y_i \mid x, \sigma^2)$, given $n$."""
         y = _data_sets(y)
@@ -425,6 +438,7 @@ class DeepSets(tf.Module):
         self.encoder = MLP(1, encoder, summary_size, seed=seed)
         self.head = MLP(summary_size + 1, head, num_params, seed=seed + 1000)
 
+    @_plain
     def summary(self, y) -> tf.Tensor:
         r"""The pooled summary and $\log n$, shape ``[batch, summary_size + 1]``."""
         y = _data_sets(y)
@@ -440,10 +454,12 @@ class DeepSets(tf.Module):
             pooled = pooled / n[:, tf.newaxis]
         return tf.concat([pooled, tf.math.log(n)[:, tf.newaxis]], axis=1)
 
+    @_plain
     def params(self, y) -> tf.Tensor:
         """The unconstrained parameters of $q$ that the head outputs, ``[batch, num_params]``."""
         return _forward(self.head, self.summary(y))
 
+    @_plain
     def __call__(self, y) -> tfd.Distribution:
         r"""Return $q_\phi(\cdot \mid y)$, batched over the data sets in ``y``."""
         return self._make(self.params(y))
