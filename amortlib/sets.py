@@ -33,6 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
+from scipy import special
 
 from amortlib import _checks
 from amortlib.networks import MLP
@@ -48,6 +49,8 @@ __all__ = [
     "pad",
 ]
 
+_NOT_FINITE = "best_normal_lognormal needs alpha_n = alpha0 + n/2 > 1"
+
 
 def _plain(function):
     """Mark ``function`` as plain TensorFlow: `tf.function` traces it without autograph.
@@ -59,13 +62,20 @@ def _plain(function):
 
 
 def _data_sets(y, name: str = "y") -> tf.Tensor:
-    """A float32 ``[batch, width]`` batch of NaN-padded data sets; checked when eager."""
+    """A float32 ``[batch, width]`` batch of NaN-padded data sets.
+
+    Integer arrays are accepted (cast to float32; they cannot hold padding). The value checks
+    (no infinities, no row that is all padding) need the values, so they run only eagerly:
+    inside `tf.function` an all-padding row is not caught and gives $n = 0$ (a NaN or
+    infinite summary), which `amortlib.fit` then reports as a non-finite loss.
+    """
     try:
         y = tf.convert_to_tensor(y, dtype_hint=_checks.DTYPE)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a numeric [batch, width] array, got {y!r}") from None
-    if not y.dtype.is_floating:
-        raise ValueError(f"{name} must be floating point (NaN marks padding), got {y.dtype.name}")
+    if not (y.dtype.is_floating or y.dtype.is_integer):
+        raise ValueError(f"{name} must hold real numbers (float, or integers without padding), "
+                         f"got {y.dtype.name}")
     y = tf.cast(y, _checks.DTYPE)
     if y.shape.rank != 2:
         raise ValueError(f"{name} must have shape [batch, width], got shape {tuple(y.shape)}")
@@ -348,11 +358,97 @@ class IidNormalInverseGamma(_IidModel):
         $s^2 = \mathrm{Var}(x \mid y) = \beta_n / (\kappa_n (\alpha_n - 1))$ (needs
         $\alpha_n > 1$), $l = \mathbb E[\log \sigma^2 \mid y] = \log \beta_n - \psi(\alpha_n)$
         and $t^2 = \mathrm{Var}(\log \sigma^2 \mid y) = \psi'(\alpha_n)$.
+
+        Raises:
+            ValueError: if $\alpha_n \le 1$ for some data set (checked when eager), where
+                $\mathrm{Var}(x \mid y)$ is infinite and no member of the family is best.
         """
         mu, kappa, alpha, beta = self.posterior_params(y)
+        _variance_exists(alpha)
         return _normal_lognormal(mu, tf.sqrt(beta / (kappa * (alpha - 1.0))),
                                  tf.math.log(beta) - tf.math.digamma(alpha),
                                  tf.sqrt(tf.math.polygamma(1.0, alpha)))
+
+    def marginal_kls(self, q: tfd.JointDistributionNamed, y) -> tuple[tf.Tensor, tf.Tensor]:
+        r"""The KL of each exact marginal to the matching factor of a normal-lognormal $q$.
+
+        In closed form, per data set: for $x$,
+        $\mathrm{KL}(t_\nu(\mu_n, c^2) \,\|\, \mathcal N(m, s^2)) = -H_t + \frac12 \log(2\pi
+        s^2) + \frac{(\mu_n - m)^2 + \mathrm{Var}(x \mid y)}{2 s^2}$ with the Student-$t$
+        entropy $H_t = \frac{\nu + 1}2 [\psi(\frac{\nu + 1}2) - \psi(\frac\nu2)]
+        + \log(\sqrt\nu\, B(\frac\nu2, \frac12)) + \log c$; for $\sigma^2$, on the log
+        scale $u = \log\sigma^2$ (KL is unchanged by it), the same formula with the entropy
+        $H_u = \alpha_n + \log\Gamma(\alpha_n) - \alpha_n \psi(\alpha_n)$, mean
+        $\log\beta_n - \psi(\alpha_n)$ and variance $\psi'(\alpha_n)$. No quadrature, so the
+        Student-$t$'s heavy tails are counted in full.
+
+        Args:
+            q: a batch of ``{"x": Normal, "sigma2": LogNormal}``, as
+                ``DeepSets("normal-lognormal")`` or `best_normal_lognormal` return.
+            y: the NaN-padded data sets, ``[batch, width]``.
+
+        Returns:
+            ``(kl_x, kl_sigma2)``, two ``[batch]`` tensors in nats.
+
+        Raises:
+            ValueError: if $\alpha_n \le 1$ (checked when eager): $\mathrm{Var}(x \mid y)$ is
+                infinite.
+        """
+        mu, kappa, alpha, beta = self.posterior_params(y)
+        _variance_exists(alpha)
+        factors = q.model
+        qx, qv = factors["x"], factors["sigma2"].distribution
+        nu = 2.0 * alpha
+        entropy_x = (0.5 * (nu + 1.0) * (tf.math.digamma(0.5 * (nu + 1.0))
+                                         - tf.math.digamma(0.5 * nu))
+                     + 0.5 * tf.math.log(nu) + tf.math.lbeta(tf.stack(
+                         [0.5 * nu, tf.fill(tf.shape(nu), 0.5)], -1))
+                     + 0.5 * tf.math.log(beta / (alpha * kappa)))
+        entropy_u = alpha + tf.math.lgamma(alpha) - alpha * tf.math.digamma(alpha)
+        kl_x = _kl_to_normal(entropy_x, mu, beta / (kappa * (alpha - 1.0)), qx)
+        kl_v = _kl_to_normal(entropy_u, tf.math.log(beta) - tf.math.digamma(alpha),
+                             tf.math.polygamma(1.0, alpha), qv)
+        return kl_x, kl_v
+
+    def mutual_information(self, n) -> np.ndarray:
+        r"""$I(x; \sigma^2 \mid y)$ under the posterior of a data set of size $n$.
+
+        The forward KL from the joint posterior to a product $q(x)\,q(\sigma^2)$ is the two
+        marginals' KLs plus this term, whatever $q$ is: it is the floor that a factorized $q$
+        cannot go below beyond its marginals. It is $H(x \mid y) - \mathbb E[H(x \mid \sigma^2,
+        y)]$, the Student-$t$ entropy minus $\mathbb E\,\frac12 \log(2\pi e \sigma^2/\kappa_n)$,
+        and depends on $n$ only (not on the data):
+
+        .. math::
+            I = (\alpha_n + \tfrac12)[\psi(\alpha_n + \tfrac12) - \psi(\alpha_n)]
+            + \tfrac12 \psi(\alpha_n) + \log B(\alpha_n, \tfrac12) - \tfrac12 \log(\pi e).
+
+        Args:
+            n: data-set sizes (positive integers), any shape.
+
+        Returns:
+            A float64 array of the shape of ``n``, in nats.
+        """
+        n = np.asarray(n)
+        if n.size == 0 or not np.issubdtype(n.dtype, np.number) or np.any(n < 1) or np.any(
+                n != np.round(n)):
+            raise ValueError(f"n must hold positive integers, got {n!r}")
+        a = self.alpha0 + 0.5 * n.astype(float)
+        return ((a + 0.5) * (special.digamma(a + 0.5) - special.digamma(a))
+                + 0.5 * special.digamma(a) + special.betaln(a, 0.5) - 0.5 * np.log(np.pi * np.e))
+
+
+def _variance_exists(alpha) -> None:
+    if tf.executing_eagerly() and np.any(np.asarray(alpha) <= 1.0):
+        raise ValueError(f"{_NOT_FINITE} (the variance of x | y is infinite otherwise); got "
+                         f"alpha_n = {np.asarray(alpha).min()}")
+
+
+def _kl_to_normal(entropy, mean, variance, q: tfd.Normal) -> tf.Tensor:
+    r"""$\mathrm{KL}(p \| q)$ for a Gaussian $q$, from $p$'s entropy, mean and variance."""
+    s2 = q.scale**2
+    return (-entropy + 0.5 * tf.math.log(2.0 * np.pi * s2)
+            + ((mean - q.loc) ** 2 + variance) / (2.0 * s2))
 
 
 def _normal_lognormal(loc, scale, log_loc, log_scale) -> tfd.JointDistributionNamed:
