@@ -485,9 +485,10 @@ def _normal_lognormal_params(params) -> tfd.JointDistributionNamed:
 
 
 #: The families of $q$ that `DeepSets` can output, by name: ``(number of parameters, map)``.
-#: ``"normal"``: $\mathcal N(x; \eta_1, e^{2\eta_2})$, for `IidGaussianMean`;
-#: ``"normal-lognormal"``: $\mathcal N(x; \eta_1, e^{2\eta_2})\,
-#: \mathrm{LogNormal}(\sigma^2; \eta_3, e^{2\eta_4})$ over ``{"x", "sigma2"}``, for
+#: With $s(\eta) = e^\eta + 10^{-4}$ (a scale kept away from zero):
+#: ``"normal"``: $\mathcal N(x; \eta_1, s(\eta_2)^2)$, for `IidGaussianMean`;
+#: ``"normal-lognormal"``: $\mathcal N(x; \eta_1, s(\eta_2)^2)\,
+#: \mathrm{LogNormal}(\sigma^2; \eta_3, s(\eta_4)^2)$ over ``{"x", "sigma2"}``, for
 #: `IidNormalInverseGamma`.
 FAMILIES = {"normal": (2, _normal), "normal-lognormal": (4, _normal_lognormal_params)}
 
