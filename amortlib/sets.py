@@ -388,21 +388,24 @@ class IidNormalInverseGamma(_IidModel):
             y: the NaN-padded data sets, ``[batch, width]``.
 
         Returns:
-            ``(kl_x, kl_sigma2)``, two ``[batch]`` tensors in nats.
+            ``(kl_x, kl_sigma2)``, two float64 ``[batch]`` tensors in nats.
 
         Raises:
             ValueError: if $\alpha_n \le 1$ (checked when eager): $\mathrm{Var}(x \mid y)$ is
                 infinite.
         """
-        mu, kappa, alpha, beta = self.posterior_params(y)
+        # In float64: the KL is a small difference of terms of order one, which float32 would
+        # blur at about 1e-5 nats (the size of the x floor at n = 100).
+        mu, kappa, alpha, beta = (tf.cast(v, tf.float64) for v in self.posterior_params(y))
         _variance_exists(alpha)
         factors = q.model
-        qx, qv = factors["x"], factors["sigma2"].distribution
+        qx, qv = (tfd.Normal(tf.cast(d.loc, tf.float64), tf.cast(d.scale, tf.float64))
+                  for d in (factors["x"], factors["sigma2"].distribution))
         nu = 2.0 * alpha
         entropy_x = (0.5 * (nu + 1.0) * (tf.math.digamma(0.5 * (nu + 1.0))
                                          - tf.math.digamma(0.5 * nu))
                      + 0.5 * tf.math.log(nu) + tf.math.lbeta(tf.stack(
-                         [0.5 * nu, tf.fill(tf.shape(nu), 0.5)], -1))
+                         [0.5 * nu, tf.fill(tf.shape(nu), tf.constant(0.5, tf.float64))], -1))
                      + 0.5 * tf.math.log(beta / (alpha * kappa)))
         entropy_u = alpha + tf.math.lgamma(alpha) - alpha * tf.math.digamma(alpha)
         kl_x = _kl_to_normal(entropy_x, mu, beta / (kappa * (alpha - 1.0)), qx)

@@ -166,6 +166,18 @@ def test_marginal_kls_against_quadrature():
         assert np.isclose(kl_v[i], exact_v, rtol=1e-4, atol=1e-6), (i, exact_v)
 
 
+def test_marginal_kls_are_accurate_at_large_n():
+    """The best normal's KL to a nearly Gaussian Student-t (about 1e-5 nats), to 1e-7."""
+    model = IidNormalInverseGamma(alpha0=2.0, beta0=1.0)
+    y = pad([np.linspace(-1.0, 1.0, 300)])
+    kl_x, _ = model.marginal_kls(model.best_normal_lognormal(y), y)
+    mu, kappa, alpha, beta = (float(v[0]) for v in model.posterior_params(y))
+    t = stats.t(2 * alpha, mu, np.sqrt(beta / (alpha * kappa)))
+    exact = _quad_kl(t.logpdf, stats.norm(mu, t.std()).logpdf, -np.inf, np.inf)
+    assert 1e-6 < exact < 1e-4
+    assert np.isclose(kl_x[0], exact, rtol=0, atol=1e-7), exact
+
+
 def test_mutual_information_against_monte_carlo():
     """I(x; sigma^2 | y) = E log N(x; mu_n, sigma^2/kappa_n) - log t(x), by simulation."""
     model = IidNormalInverseGamma(kappa0=2.0, alpha0=1.5, beta0=0.7)
