@@ -16,7 +16,8 @@ Modules, named after the ideas of the book:
 - `amortlib.sequential`: the saw time series and Gaussian hidden Markov models;
 - `amortlib.calibration`: exact and simulated coverage and SBC ranks for a scalar latent;
 - `amortlib.linear_vae`: the linear VAE (probabilistic PCA) learned jointly with its encoder,
-  solved exactly.
+  solved exactly;
+- `amortlib.sets`: models with data sets of any size and the DeepSets summary network.
 """
 
 import os
@@ -24,7 +25,7 @@ import os
 # TensorFlow's C++ start-up chatter (CUDA probes, CPU feature notes) is noise for a reader.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from amortlib import calibration, gap, hierarchical, linear_vae, sequential  # noqa: E402
+from amortlib import calibration, gap, hierarchical, linear_vae, sequential, sets  # noqa: E402
 from amortlib.evaluation import (  # noqa: E402
     forward_kl,
     gradient_samples,
@@ -87,5 +88,6 @@ __all__ = [
     "reverse_kl",
     "running_mean",
     "sequential",
+    "sets",
     "total_variation",
 ]
