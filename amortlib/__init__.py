@@ -12,7 +12,9 @@ Modules, named after the ideas of the book:
   decoder);
 - `amortlib.gap`: F-VI, A-VI, the amortization gap, convergence and the refinement diagnostic;
 - `amortlib.sequential`: the saw time series and Gaussian hidden Markov models;
-- `amortlib.calibration`: exact and simulated coverage and SBC ranks for a scalar latent.
+- `amortlib.calibration`: exact and simulated coverage and SBC ranks for a scalar latent;
+- `amortlib.refinement`: per-observation ELBO steps from a network's output, the best Gaussian;
+- `amortlib.importance`: importance weights, chi-square, effective sample size and Pareto k.
 """
 
 import os
@@ -21,6 +23,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from amortlib import calibration, gap, hierarchical, sequential  # noqa: E402
+from amortlib import importance, refinement  # noqa: E402
 from amortlib.evaluation import (  # noqa: E402
     forward_kl,
     gradient_samples,
@@ -71,11 +74,13 @@ __all__ = [
     "gap",
     "gradient_samples",
     "hierarchical",
+    "importance",
     "importance_resample",
     "kl_divergence",
     "minimize",
     "pq_loss",
     "qp_loss",
+    "refinement",
     "reverse_kl",
     "sequential",
     "total_variation",
