@@ -30,7 +30,7 @@ tfd = tfp.distributions
 __all__ = ["chi_square", "effective_sample_size", "ess_fraction", "gpd_fit",
            "log_importance_weights", "pareto_k"]
 
-#: How many times `chi_square` tries a grid (doubling its width each time) before it calls the integral infinite.
+#: How many grids `chi_square` tries, doubling the width each time, before it returns ``inf``.
 _WIDENINGS = 5
 
 

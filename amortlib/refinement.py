@@ -26,6 +26,7 @@ log standard deviation per observation).
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -102,8 +103,67 @@ def _start_points(model, y) -> list[tuple[tf.Tensor, tf.Tensor]]:
     return starts
 
 
+#: Compiled Newton ascents, one per model and settings, so that repeated calls do not retrace.
+_ASCENTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _ascent(model, num_nodes: int, num_iterations: int):
+    """The compiled ascent of `optimal_gaussian` for ``model``, built once per setting."""
+    cache = _ASCENTS.setdefault(model, {})
+    key = (num_nodes, num_iterations)
+    if key not in cache:
+        cache[key] = _make_ascent(model, num_nodes, num_iterations)
+    return cache[key]
+
+
+def _make_ascent(model, num_nodes: int, num_iterations: int):
+    """Damped Newton ascent in (m, log s) of independent problems, one per row of ``theta``."""
+    steps = 2.0 ** -np.arange(0, 10, dtype=np.float32)
+    num_candidates = len(steps) + 1
+
+    def elbo_of(theta, y):
+        return gaussian_elbo(model, y, theta[..., 0], tf.exp(theta[..., 1]), num_nodes=num_nodes)
+
+    def newton_step(theta, y):
+        # The problems do not interact, so derivatives of sums give each one's own.
+        with tf.GradientTape(persistent=True) as outer:
+            outer.watch(theta)
+            with tf.GradientTape() as inner:
+                inner.watch(theta)
+                total = tf.reduce_sum(elbo_of(theta, y))
+            gradient = inner.gradient(total, theta)
+            g_loc, g_log_scale = tf.reduce_sum(gradient[:, 0]), tf.reduce_sum(gradient[:, 1])
+        row_loc, row_log_scale = outer.gradient(g_loc, theta), outer.gradient(g_log_scale, theta)
+        del outer
+        a, b, c = row_loc[:, 0], row_loc[:, 1], row_log_scale[:, 1]
+        det = a * c - b * b
+        concave = (a < 0) & (det > 0)
+        safe_det = tf.where(concave, det, tf.ones_like(det))
+        newton = -tf.stack([c * gradient[:, 0] - b * gradient[:, 1],
+                            a * gradient[:, 1] - b * gradient[:, 0]], -1) / safe_det[:, None]
+        direction = tf.where(concave[:, None], newton, gradient)
+        # Candidate steps t * direction for t = 1, 1/2, 1/4, ... and t = 0; keep the best.
+        candidates = tf.concat([theta[None] + steps[:, None, None] * direction[None],
+                                theta[None]], 0)  # [num_candidates, batch, 2]
+        values = tf.reshape(elbo_of(tf.reshape(candidates, [-1, 2]),
+                                    tf.tile(y, [num_candidates])), [num_candidates, -1])
+        values = tf.where(tf.math.is_finite(values), values, -np.inf)
+        best = tf.argmax(values, axis=0)
+        return tf.gather(tf.transpose(candidates, [1, 0, 2]), best, batch_dims=1)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 2], _checks.DTYPE),
+                                  tf.TensorSpec([None], _checks.DTYPE)])
+    def ascend(theta, y):
+        for _ in tf.range(num_iterations):
+            theta = newton_step(theta, y)
+        return theta, elbo_of(theta, y)
+
+    return ascend
+
+
+
 def optimal_gaussian(model, y, *, starts: Sequence | None = None, num_nodes: int = 64,
-                     num_iterations: int = 40):
+                     num_iterations: int = 25):
     r"""The best Gaussian for each observation: $\arg\max_{m, s} \mathrm{ELBO}(m, s;\ y)$.
 
     Runs a damped Newton ascent in $(m, \log s)$ from every start, for all observations at once:
@@ -142,64 +202,22 @@ def optimal_gaussian(model, y, *, starts: Sequence | None = None, num_nodes: int
     if not starts:
         raise ValueError("starts must not be empty")
 
-    flat_y = tf.reshape(y, [-1])
+    # Every start of every observation is one problem: stack them into one batch.
+    num_starts = len(starts)
+    ascend = _ascent(model, num_nodes, num_iterations)
 
-    def elbo_of(theta):
-        return gaussian_elbo(model, flat_y, theta[..., 0], tf.exp(theta[..., 1]),
-                             num_nodes=num_nodes)
+    def flat(value):
+        return tf.reshape(tf.broadcast_to(tf.cast(value, _checks.DTYPE), tf.shape(y)), [-1])
 
-    steps = 2.0 ** -np.arange(0, 20, dtype=np.float32)
-
-    num_candidates = len(steps) + 1
-    tiled_y = tf.tile(flat_y, [num_candidates])
-
-    def newton_step(theta):
-        # The observations do not interact, so derivatives of sums give each one's own.
-        with tf.GradientTape(persistent=True) as outer:
-            outer.watch(theta)
-            with tf.GradientTape() as inner:
-                inner.watch(theta)
-                total = tf.reduce_sum(elbo_of(theta))
-            gradient = inner.gradient(total, theta)
-            g_loc, g_log_scale = tf.reduce_sum(gradient[:, 0]), tf.reduce_sum(gradient[:, 1])
-        row_loc, row_log_scale = outer.gradient(g_loc, theta), outer.gradient(g_log_scale, theta)
-        del outer
-        a, b, c = row_loc[:, 0], row_loc[:, 1], row_log_scale[:, 1]
-        det = a * c - b * b
-        concave = (a < 0) & (det > 0)
-        safe_det = tf.where(concave, det, tf.ones_like(det))
-        newton = -tf.stack([c * gradient[:, 0] - b * gradient[:, 1],
-                            a * gradient[:, 1] - b * gradient[:, 0]], -1) / safe_det[:, None]
-        direction = tf.where(concave[:, None], newton, gradient)
-        # Candidate steps t * direction for t = 1, 1/2, 1/4, ... and t = 0; keep the best.
-        candidates = tf.concat([theta[None] + steps[:, None, None] * direction[None],
-                                theta[None]], 0)  # [num_candidates, batch, 2]
-        flat = tf.reshape(candidates, [-1, 2])
-        values = gaussian_elbo(model, tiled_y, flat[:, 0], tf.exp(flat[:, 1]),
-                               num_nodes=num_nodes)
-        values = tf.reshape(values, [num_candidates, -1])
-        values = tf.where(tf.math.is_finite(values), values, -np.inf)
-        best = tf.argmax(values, axis=0)
-        return tf.gather(tf.transpose(candidates, [1, 0, 2]), best, batch_dims=1)
-
-    @tf.function
-    def ascend(theta):
-        for _ in tf.range(num_iterations):
-            theta = newton_step(theta)
-        return theta, elbo_of(theta)
-
-    best_theta, best_value = None, None
-    for loc, scale in starts:
-        loc = tf.reshape(tf.broadcast_to(tf.cast(loc, _checks.DTYPE), tf.shape(y)), [-1])
-        scale = tf.reshape(tf.broadcast_to(tf.cast(scale, _checks.DTYPE), tf.shape(y)), [-1])
-        theta = tf.stack([loc, tf.math.log(scale)], -1)
-        theta, value = ascend(theta)
-        if best_value is None:
-            best_theta, best_value = theta, value
-        else:
-            better = value > best_value
-            best_theta = tf.where(better[:, None], theta, best_theta)
-            best_value = tf.where(better, value, best_value)
+    loc = tf.concat([flat(loc) for loc, _ in starts], 0)
+    scale = tf.concat([flat(scale) for _, scale in starts], 0)
+    theta, value = ascend(tf.stack([loc, tf.math.log(scale)], -1),
+                          tf.tile(tf.reshape(y, [-1]), [num_starts]))
+    value = tf.reshape(value, [num_starts, -1])
+    best = tf.argmax(value, axis=0)
+    by_problem = tf.transpose(tf.reshape(theta, [num_starts, -1, 2]), [1, 0, 2])
+    best_theta = tf.gather(by_problem, best, batch_dims=1)
+    best_value = tf.reduce_max(value, axis=0)
     shape = y.shape
     return (np.reshape(best_theta[:, 0].numpy(), shape),
             np.reshape(np.exp(best_theta[:, 1].numpy()), shape),
