@@ -80,7 +80,7 @@ def effective_sample_size(log_weights, axis: int = 0) -> np.ndarray:
         ValueError: if a log weight is NaN or $+\infty$, or there are no draws.
 
     Example:
-        >>> effective_sample_size(np.log([1.0, 1.0, 1.0, 1.0]))
+        >>> float(effective_sample_size(np.log([1.0, 1.0, 1.0, 1.0])))
         4.0
     """
     log_w = np.asarray(log_weights, dtype=np.float64)
@@ -239,8 +239,8 @@ def pareto_k(log_weights, *, tail_size: int | None = None) -> float:
     Example:
         >>> rng = np.random.default_rng(0)
         >>> log_w = -0.5 * np.log(rng.uniform(size=100_000))  # Pareto, tail index 2
-        >>> round(pareto_k(log_w), 1)
-        0.5
+        >>> abs(pareto_k(log_w) - 0.5) < 0.1
+        True
     """
     log_w = np.asarray(log_weights, dtype=np.float64)
     if log_w.ndim != 1 or log_w.size < 25:
