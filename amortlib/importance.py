@@ -77,7 +77,8 @@ def effective_sample_size(log_weights, axis: int = 0) -> np.ndarray:
         The ESS, between 1 and the number of draws, with ``axis`` removed.
 
     Raises:
-        ValueError: if a log weight is NaN or $+\infty$, or there are no draws.
+        ValueError: if a log weight is NaN or $+\infty$, if all log weights (of one slice
+            along ``axis``) are $-\infty$, or there are no draws.
 
     Example:
         >>> float(effective_sample_size(np.log([1.0, 1.0, 1.0, 1.0])))
@@ -89,12 +90,28 @@ def effective_sample_size(log_weights, axis: int = 0) -> np.ndarray:
     if np.any(np.isnan(log_w)) or np.any(log_w == np.inf):
         raise ValueError("log_weights must not be NaN or +inf")
     top = np.max(log_w, axis=axis, keepdims=True)
+    if np.any(top == -np.inf):
+        raise ValueError("log_weights must not all be -inf (every weight zero) along axis")
     w = np.exp(log_w - top)
     return np.sum(w, axis=axis) ** 2 / np.sum(w**2, axis=axis)
 
 
+def _moments(name: str, dist: tfd.Distribution) -> tuple[np.ndarray, np.ndarray]:
+    """A distribution's mean and standard deviation in float64, refused if not finite."""
+    try:
+        mean = np.asarray(dist.mean(), np.float64)
+        sd = np.asarray(dist.stddev(), np.float64)
+    except (NotImplementedError, ValueError) as error:
+        raise ValueError(f"{name} must have a finite mean and standard deviation "
+                         f"({type(dist).__name__}: {error})") from None
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(sd)) and np.all(sd > 0)):
+        raise ValueError(f"{name} must have a finite mean and a finite positive standard "
+                         f"deviation; {type(dist).__name__} does not")
+    return mean, sd
+
+
 def chi_square(p: tfd.Distribution, q: tfd.Distribution, *, num_points: int = 20001,
-               width: float = 12.0) -> np.ndarray:
+               width: float = 12.0, log: bool = False) -> np.ndarray:
     r"""$\chi^2(p \,\|\, q) = \int p(x)^2 / q(x)\, dx - 1$ for scalar events, by quadrature.
 
     Simpson's rule in float64 on a grid over ``width`` standard deviations either side of both
@@ -105,24 +122,32 @@ def chi_square(p: tfd.Distribution, q: tfd.Distribution, *, num_points: int = 20
     heavy enough: for Gaussian $q = \mathcal N(\mu_q, \sigma_q^2)$ and a Gaussian (or each
     component of a Gaussian-mixture) $p$ with standard deviation $\sigma_p$, only if
     $2 \sigma_q^2 > \sigma_p^2$. Where the integrand has still not decayed after the last
-    widening, the result is ``inf``.
+    widening, the result is ``inf``. Beyond $\log(1 + \chi^2) = 700$ the divergence itself
+    overflows float64 and is returned as ``inf``; ``log=True`` returns $\log(1 + \chi^2)$
+    instead, which stays finite there. ``p`` and ``q`` may have different float dtypes (each
+    is evaluated in its own); both need a finite mean and standard deviation, which set the
+    grid.
 
     Args:
         p: the target, for example the posterior ``model.posterior(y)``.
         q: the proposal, with the same batch shape.
         num_points: grid size, an odd integer >= 3.
         width: half-width of the grid in standard deviations, > 0.
+        log: return $\log(1 + \chi^2)$ rather than $\chi^2$.
 
     Returns:
-        The divergences, a NumPy float64 array of the batch shape.
+        The divergences (or $\log(1 + \chi^2)$), a NumPy float64 array of the batch shape.
 
     Raises:
-        ValueError: for non-scalar events or a bad ``num_points`` or ``width``.
+        ValueError: for non-scalar events, a bad ``num_points`` or ``width``, or a ``p`` or
+            ``q`` without a finite mean and standard deviation (a Cauchy, say).
 
     Example:
         >>> p, q = tfd.Normal(0.0, 1.0), tfd.Normal(0.0, 2.0)  # 4 / sqrt(7) - 1
         >>> round(float(chi_square(p, q)), 6)
         0.511858
+        >>> float(chi_square(tfd.Normal(0.0, 1.0), tfd.Normal(30.0, 1.0), log=True))  # 30^2
+        900.0
     """
     num_points = _checks.positive_int("num_points", num_points)
     if num_points < 3 or num_points % 2 == 0:
@@ -131,22 +156,25 @@ def chi_square(p: tfd.Distribution, q: tfd.Distribution, *, num_points: int = 20
     if p.event_shape.rank != 0 or q.event_shape.rank != 0:
         raise ValueError(f"chi_square needs scalar events; got {p.event_shape} and "
                          f"{q.event_shape}")
+    (p_mean, p_sd), (q_mean, q_sd) = _moments("p", p), _moments("q", q)
     weights = np.ones(num_points)
     weights[1:-1:2], weights[2:-1:2] = 4.0, 2.0
     for _ in range(_WIDENINGS):
-        lo = tf.minimum(p.mean() - width * p.stddev(), q.mean() - width * q.stddev())
-        hi = tf.maximum(p.mean() + width * p.stddev(), q.mean() + width * q.stddev())
-        grid = tf.linspace(lo, hi, num_points)
-        log_f = (2 * np.asarray(p.log_prob(grid), np.float64)
-                 - np.asarray(q.log_prob(grid), np.float64))
+        lo = np.minimum(p_mean - width * p_sd, q_mean - width * q_sd)
+        hi = np.maximum(p_mean + width * p_sd, q_mean + width * q_sd)
+        grid = np.linspace(lo, hi, num_points)
+        log_f = (2 * np.asarray(p.log_prob(tf.cast(grid, p.dtype)), np.float64)
+                 - np.asarray(q.log_prob(tf.cast(grid, q.dtype)), np.float64))
         top = np.max(log_f, axis=0)
         f = np.exp(log_f - top)
         undecayed = np.maximum(f[0], f[-1]) > 1e-12
         if not np.any(undecayed):
             break
         width *= 2.0
-    step = ((hi - lo) / (num_points - 1)).numpy().astype(np.float64)
+    step = (hi - lo) / (num_points - 1)
     log_integral = np.log(step / 3.0 * np.tensordot(weights, f, axes=1)) + top
+    if log:
+        return np.where(undecayed, np.inf, log_integral)
     value = np.expm1(np.minimum(log_integral, 700.0))
     return np.where(undecayed | (log_integral > 700.0), np.inf, value)
 
@@ -167,7 +195,7 @@ def ess_fraction(p: tfd.Distribution, q: tfd.Distribution, **kwargs) -> np.ndarr
         >>> round(float(ess_fraction(tfd.Normal(0.0, 1.0), tfd.Normal(0.0, 2.0))), 6)
         0.661438
     """
-    return 1.0 / (1.0 + chi_square(p, q, **kwargs))
+    return np.exp(-chi_square(p, q, log=True, **kwargs))
 
 
 def gpd_fit(exceedances) -> tuple[float, float]:
@@ -222,7 +250,8 @@ def pareto_k(log_weights, *, tail_size: int | None = None) -> float:
     r"""The Pareto $\hat k$ of a sample of importance weights (PSIS; Vehtari et al. 2024).
 
     Fits `gpd_fit` to the ``tail_size`` largest weights' excesses over the next largest one;
-    by default ``tail_size`` is $\min(n/5, 3\sqrt n)$ for $n$ draws, PSIS's choice for
+    by default ``tail_size`` is $\lceil\min(n/5, 3\sqrt n)\rceil$ for $n$ draws (rounded up,
+    as in PSIS and ``loo``), PSIS's choice for
     proposals whose weights have finite variance. Scale-free: it depends on the weights only
     up to a common factor.
 
@@ -250,7 +279,7 @@ def pareto_k(log_weights, *, tail_size: int | None = None) -> float:
         raise ValueError("log_weights must not be NaN or +inf")
     n = log_w.size
     if tail_size is None:
-        tail_size = int(min(n / 5, 3 * np.sqrt(n)))
+        tail_size = int(np.ceil(min(n / 5, 3 * np.sqrt(n))))
     tail_size = _checks.positive_int("tail_size", tail_size)
     if not 5 <= tail_size < n:
         raise ValueError(f"tail_size must be at least 5 and below {n}, got {tail_size}")

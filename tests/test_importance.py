@@ -94,3 +94,37 @@ def test_pareto_k_is_scale_free_and_checks_input():
         imp.chi_square(tfd.Normal(0.0, 1.0), tfd.Normal(0.0, 2.0), num_points=4)
     with pytest.raises(ValueError, match="seed"):
         imp.log_importance_weights(GaussianUnknownMean(), tfd.Normal(0.0, 1.0), 0.0, 5, seed=None)
+
+
+def test_edge_cases_are_refused_clearly():
+    with pytest.raises(ValueError, match="-inf"):
+        imp.effective_sample_size(np.full(10, -np.inf))
+    with pytest.raises(ValueError, match="-inf"):  # one column all -inf
+        imp.effective_sample_size(np.array([[0.0, -np.inf], [1.0, -np.inf]]))
+    assert imp.effective_sample_size([0.0, -np.inf, 0.0]) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="q must have a finite mean"):
+        imp.chi_square(tfd.Normal(0.0, 1.0), tfd.Cauchy(0.0, 1.0))
+    with pytest.raises(ValueError, match="p must have a finite mean"):
+        imp.chi_square(tfd.Cauchy(0.0, 1.0), tfd.Normal(0.0, 1.0))
+
+
+def test_chi_square_mixed_dtypes_and_log():
+    """float64 p with float32 q (and back) give the closed form; log=True beyond float64."""
+    exact = chi2_gauss(0.3, 1.1, -0.2, 1.4)
+    for p_dtype, q_dtype in [(np.float64, np.float32), (np.float32, np.float64)]:
+        p = tfd.Normal(p_dtype(0.3), p_dtype(1.1))
+        q = tfd.Normal(q_dtype(-0.2), q_dtype(1.4))
+        np.testing.assert_allclose(imp.chi_square(p, q), exact, rtol=1e-4)
+    # means 40 apart, unit widths: log(1 + chi^2) = 40^2 = 1600, chi^2 itself overflows
+    p, q = tfd.Normal(0.0, 1.0), tfd.Normal(40.0, 1.0)
+    assert np.isinf(imp.chi_square(p, q))
+    assert float(imp.chi_square(p, q, log=True)) == pytest.approx(1600.0, abs=1e-3)
+    assert float(imp.ess_fraction(tfd.Normal(0.0, 1.0), tfd.Normal(3.0, 1.0))) == (
+        pytest.approx(np.exp(-9.0), rel=1e-4))
+
+
+def test_pareto_k_default_tail_rounds_up():
+    """n = 1003: min(n / 5, 3 sqrt n) = 95.01, so PSIS fits the 96 largest weights."""
+    log_w = np.random.default_rng(2).standard_normal(1003)
+    assert imp.pareto_k(log_w) == imp.pareto_k(log_w, tail_size=96)
+    assert imp.pareto_k(log_w) != imp.pareto_k(log_w, tail_size=95)

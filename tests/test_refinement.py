@@ -87,3 +87,53 @@ def test_bad_inputs():
         rf.refine(MODEL, lambda y: tfd.Laplace(y, 1.0), Y, num_steps=5, learning_rate=0.1)
     with pytest.raises(ValueError, match="y"):
         rf.gaussian_elbo(MODEL, tf.zeros([2, 2]), 0.0, 1.0)
+
+
+def test_bad_scales_are_refused():
+    with pytest.raises(ValueError, match="scale"):
+        rf.gaussian_elbo(MODEL, Y, 0.0, 0.0)
+    with pytest.raises(ValueError, match="scale"):
+        rf.gaussian_elbo(MODEL, Y, 0.0, -1.0)
+    with pytest.raises(ValueError, match="loc"):
+        rf.gaussian_elbo(MODEL, Y, np.nan, 1.0)
+    with pytest.raises(ValueError, match=r"starts\[0\] scale"):
+        rf.optimal_gaussian(MODEL, Y, starts=[(0.0, -1.0)])
+    with pytest.raises(ValueError, match=r"starts\[1\] scale"):
+        rf.optimal_gaussian(MODEL, Y, starts=[(0.0, 1.0), (0.0, 0.0)])
+
+
+def _quad_elbo(m, s, y):
+    """ELBO of N(m, s^2) on Le's mixture (s = 10) by adaptive quadrature in float64."""
+    from scipy import integrate, stats
+
+    def log_joint(x):
+        prior = np.logaddexp(np.log(0.5) + stats.norm.logpdf(x, -5, 1),
+                             np.log(0.5) + stats.norm.logpdf(x, 5, 1))
+        return prior + stats.norm.logpdf(y, x, 10.0)
+
+    value = integrate.quad(lambda x: stats.norm.pdf(x, m, s) * log_joint(x),
+                           m - 40 * s, m + 40 * s, points=[0.0, m], limit=400,
+                           epsabs=1e-12, epsrel=1e-12)[0]
+    return value + 0.5 * np.log(2 * np.pi * np.e * s**2)
+
+
+@pytest.mark.parametrize("m, s, low, high", [(0.0, 1.0, 1e-3, 4e-3), (0.0, 5.05, 0.08, 0.16),
+                                             (0.0, 20.0, 0.4, 0.6), (4.9, 1.0, -1e-6, 1e-6)])
+def test_gaussian_elbo_error_over_the_mixture_kink(m, s, low, high):
+    """The module docstring's error of 64 nodes at y = 0: about 2e-3, 0.12, 0.5; < 1e-6."""
+    model = GaussianMixturePrior(probs=(0.5, 0.5), locs=(-5.0, 5.0), scales=(1.0, 1.0),
+                                 sigma=10.0)
+    nodes, weights = np.polynomial.hermite_e.hermegauss(64)
+    x = m + s * nodes  # the same rule in float64, so float32 rounding does not blur the check
+    log_joint = np.logaddexp(np.log(0.5) + stats_logpdf(x, -5.0), np.log(0.5)
+                             + stats_logpdf(x, 5.0)) + stats_logpdf(0.0, x, 10.0)
+    gh = weights @ log_joint / np.sqrt(2 * np.pi) + 0.5 * np.log(2 * np.pi * np.e * s**2)
+    error = gh - _quad_elbo(m, s, 0.0)
+    assert low < error < high
+    lib = float(rf.gaussian_elbo(model, [0.0], [m], [s])[0])
+    assert lib == pytest.approx(gh, abs=2e-5 * max(1.0, abs(gh)))
+
+
+def stats_logpdf(x, loc, scale=1.0):
+    """log N(x; loc, scale^2) in float64."""
+    return -0.5 * np.log(2 * np.pi * scale**2) - (np.asarray(x) - loc) ** 2 / (2 * scale**2)
