@@ -22,8 +22,7 @@ import os
 # TensorFlow's C++ start-up chatter (CUDA probes, CPU feature notes) is noise for a reader.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from amortlib import calibration, gap, hierarchical, sequential  # noqa: E402
-from amortlib import importance, refinement  # noqa: E402
+from amortlib import calibration, gap, hierarchical, importance, refinement, sequential  # noqa: E402
 from amortlib.evaluation import (  # noqa: E402
     forward_kl,
     gradient_samples,

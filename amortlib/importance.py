@@ -146,7 +146,7 @@ def chi_square(p: tfd.Distribution, q: tfd.Distribution, *, num_points: int = 20
         >>> p, q = tfd.Normal(0.0, 1.0), tfd.Normal(0.0, 2.0)  # 4 / sqrt(7) - 1
         >>> round(float(chi_square(p, q)), 6)
         0.511858
-        >>> float(chi_square(tfd.Normal(0.0, 1.0), tfd.Normal(30.0, 1.0), log=True))  # 30^2
+        >>> round(float(chi_square(tfd.Normal(0.0, 1.0), tfd.Normal(30.0, 1.0), log=True)), 3)
         900.0
     """
     num_points = _checks.positive_int("num_points", num_points)
