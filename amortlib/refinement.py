@@ -22,9 +22,10 @@ near-kink of $\log p$: on Le's mixture prior (modes $\pm 5$, unit widths), whose
 bends within about $0.2$ of $x = 0$, 64 nodes overstate the ELBO at $y = 0$ by about $2\times
 10^{-3}$ nats for $q = \mathcal N(0, 1)$, $0.12$ for $\mathcal N(0, 5.05^2)$ and $0.5$ for
 $\mathcal N(0, 20^2)$, while for $q$ near one mode the error is below $10^{-6}$.
-`optimal_gaussian` maximises it for each $y$ by Newton's method from several starting points; `refine` runs the refinement steps through the book's one training
-loop, `amortlib.training.minimize`, for a whole batch of observations at once (one mean and one
-log standard deviation per observation).
+`optimal_gaussian` maximises it for each $y$ by Newton's method from several starting points;
+`refine` runs the refinement steps through the book's one training loop,
+`amortlib.training.minimize`, for a whole batch of observations at once (one mean and one log
+standard deviation per observation).
 """
 
 from __future__ import annotations
