@@ -17,7 +17,9 @@ Modules, named after the ideas of the book:
 - `amortlib.calibration`: exact and simulated coverage and SBC ranks for a scalar latent;
 - `amortlib.linear_vae`: the linear VAE (probabilistic PCA) learned jointly with its encoder,
   solved exactly;
-- `amortlib.sets`: models with data sets of any size and the DeepSets summary network.
+- `amortlib.sets`: models with data sets of any size and the DeepSets summary network;
+- `amortlib.refinement`: per-observation ELBO steps from a network's output, the best Gaussian;
+- `amortlib.importance`: importance weights, chi-square, effective sample size and Pareto k.
 """
 
 import os
@@ -25,7 +27,16 @@ import os
 # TensorFlow's C++ start-up chatter (CUDA probes, CPU feature notes) is noise for a reader.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from amortlib import calibration, gap, hierarchical, linear_vae, sequential, sets  # noqa: E402
+from amortlib import (  # noqa: E402
+    calibration,
+    gap,
+    hierarchical,
+    importance,
+    linear_vae,
+    refinement,
+    sequential,
+    sets,
+)
 from amortlib.evaluation import (  # noqa: E402
     forward_kl,
     gradient_samples,
@@ -79,12 +90,14 @@ __all__ = [
     "gap",
     "gradient_samples",
     "hierarchical",
+    "importance",
     "importance_resample",
     "kl_divergence",
     "linear_vae",
     "minimize",
     "pq_loss",
     "qp_loss",
+    "refinement",
     "reverse_kl",
     "running_mean",
     "sequential",
