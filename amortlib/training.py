@@ -107,8 +107,8 @@ class _Runner:
                                  f"{trace_names}; got {list(traced)}")
             values = [tf.cast(tf.convert_to_tensor(traced[n]), tf.float32) for n in trace_names]
             for n, v in zip(trace_names, values):
-                if v.shape.rank != 0:
-                    raise ValueError(f"trace_fn's value {n!r} must be a scalar, got shape "
+                if not v.shape.is_fully_defined():
+                    raise ValueError(f"trace_fn's value {n!r} must have a fixed shape, got "
                                      f"{v.shape}")
             return values, _all_finite(values)
 
@@ -205,7 +205,8 @@ def minimize(
             (True) or a constant rate (False).
         optimizer: an optimiser with ``build``, ``reset`` and ``apply`` (see
             `amortlib.optimizers.Adam`); default ``Adam(learning_rate, anneal=anneal)``.
-        trace_fn: optional ``trace_fn() -> {name: scalar}``, recorded after every step.
+        trace_fn: optional ``trace_fn() -> {name: tensor}``, recorded after every step (a
+            scalar, or a tensor of fixed shape, e.g. one value per observation).
         seed: an integer seed.
         progress: show a progress bar.
         name: what the progress bar and error messages call the loss.
@@ -309,7 +310,7 @@ def _raise(status, name, step, num_steps, loss, start_loss, factor, traces):
         raise FloatingPointError(
             f"the {name} diverged {at}: {loss:.6g}, more than {factor:g} times "
             f"max(|loss at step 0|, 1) = {max(start_loss, 1.0):.6g}; {kept}")
-    bad = [n for n, values in traces.items() if not np.isfinite(values[-1])]
+    bad = [n for n, values in traces.items() if not np.all(np.isfinite(values[-1]))]
     raise FloatingPointError(
         f"the traced value {', '.join(map(repr, bad))} became {traces[bad[0]][-1]} after step "
         f"{step} (of {num_steps}); training stopped and the variables hold their values after "

@@ -395,3 +395,12 @@ def test_fit_trains_the_model_and_the_network_jointly():
     assert (a, b, c) == pytest.approx((0.5, y.mean() / 2, np.sqrt(0.5)), abs=0.02)
     with pytest.raises(ValueError, match="train_model=True but model has no trainable"):
         fit(tf.Module(), net, "qp", data=y, train_model=True, progress=False)
+
+
+def test_trace_fn_may_record_a_vector_per_step():
+    # One traced value per coordinate (e.g. per observation): History holds [steps, size].
+    w = tf.Variable([1.0, -2.0, 0.5])
+    history = minimize(lambda seed: tf.reduce_sum(w**2), [w], num_steps=6, learning_rate=0.1,
+                       trace_fn=lambda: {"w": tf.identity(w)}, progress=False)
+    assert history.trace["w"].shape == (6, 3)
+    np.testing.assert_array_equal(history.trace["w"][-1], w.numpy())
