@@ -48,7 +48,7 @@ class History:
 
     @property
     def seconds_per_step(self) -> float:
-        """Steady-state wall time of one step: the chunks after the first, per step.
+        """Steady-state wall time of one step, from the chunks after the first.
 
         With a single chunk, that chunk's time per step (which then includes graph optimisation).
 

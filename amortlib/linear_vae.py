@@ -521,7 +521,7 @@ class Gaps:
 
     @property
     def total(self) -> float:
-        """The sum of the two: $\\log p(x) - \\mathrm{ELBO}$ at the best encoder of the class."""
+        """The sum of the two gaps, $\\log p(x) - \\mathrm{ELBO}$ at the best encoder of the class."""
         return self.approximation + self.amortization
 
 

@@ -254,7 +254,8 @@ class Refinement:
     """What `refine` returns.
 
     Attributes:
-        loc, scale: the refined mean and standard deviation at each observation.
+        loc: the refined mean at each observation.
+        scale: the refined standard deviation at each observation.
         elbo_before: the quadrature ELBO of the network's own $q(\\cdot \\mid y)$.
         elbo_after: the quadrature ELBO of the refined Gaussian.
         history: the `History` of the refinement run (its loss is the negative ELBO summed over
