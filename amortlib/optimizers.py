@@ -20,9 +20,11 @@ class Adam:
     dozen of the Keras optimizer. At 0-based step $t$ of $T$, with gradient $g$, rate $\eta_t$
     and $m, v$ starting at zero:
 
-    $$m \leftarrow \beta_1 m + (1 - \beta_1) g, \quad v \leftarrow \beta_2 v + (1 - \beta_2) g^2,
-    \quad w \leftarrow w - \eta_t \frac{\sqrt{1 - \beta_2^{t+1}}}{1 - \beta_1^{t+1}}
-    \frac{m}{\sqrt{v} + \epsilon}.$$
+    .. math::
+        m \leftarrow \beta_1 m + (1 - \beta_1) g, \quad
+        v \leftarrow \beta_2 v + (1 - \beta_2) g^2, \quad
+        w \leftarrow w - \eta_t \frac{\sqrt{1 - \beta_2^{t+1}}}{1 - \beta_1^{t+1}}
+        \frac{m}{\sqrt{v} + \epsilon}.
 
     Any object with the same three methods can be passed to `amortlib.training.minimize` as
     ``optimizer``:
