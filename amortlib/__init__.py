@@ -15,7 +15,6 @@ Modules, named after the ideas of the book:
 - `amortlib.gap`: F-VI, A-VI, the amortization gap, convergence and the refinement diagnostic;
 - `amortlib.sequential`: the saw time series and Gaussian hidden Markov models;
 - `amortlib.calibration`: exact and simulated coverage and SBC ranks for a scalar latent;
-- `amortlib.sets`: models with data sets of any size and the DeepSets summary network;
 - `amortlib.refinement`: per-observation ELBO steps from a network's output, the best Gaussian;
 - `amortlib.importance`: importance weights, chi-square, effective sample size and Pareto k.
 """
@@ -32,7 +31,6 @@ from amortlib import (  # noqa: E402
     importance,
     refinement,
     sequential,
-    sets,
 )
 from amortlib.evaluation import (  # noqa: E402
     forward_kl,
@@ -97,6 +95,5 @@ __all__ = [
     "reverse_kl",
     "running_mean",
     "sequential",
-    "sets",
     "total_variation",
 ]
