@@ -15,6 +15,9 @@ Modules, named after the ideas of the book:
 - `amortlib.gap`: F-VI, A-VI, the amortization gap, convergence and the refinement diagnostic;
 - `amortlib.sequential`: the saw time series and Gaussian hidden Markov models;
 - `amortlib.calibration`: exact and simulated coverage and SBC ranks for a scalar latent;
+- `amortlib.linear_vae`: the linear VAE (probabilistic PCA) learned jointly with its encoder,
+  solved exactly;
+- `amortlib.sets`: models with data sets of any size and the DeepSets summary network;
 - `amortlib.refinement`: per-observation ELBO steps from a network's output, the best Gaussian;
 - `amortlib.importance`: importance weights, chi-square, effective sample size and Pareto k.
 """
@@ -29,8 +32,10 @@ from amortlib import (  # noqa: E402
     gap,
     hierarchical,
     importance,
+    linear_vae,
     refinement,
     sequential,
+    sets,
 )
 from amortlib.evaluation import (  # noqa: E402
     forward_kl,
@@ -88,6 +93,7 @@ __all__ = [
     "importance",
     "importance_resample",
     "kl_divergence",
+    "linear_vae",
     "minimize",
     "pq_loss",
     "qp_loss",
@@ -95,5 +101,6 @@ __all__ = [
     "reverse_kl",
     "running_mean",
     "sequential",
+    "sets",
     "total_variation",
 ]
