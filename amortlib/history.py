@@ -48,9 +48,11 @@ class History:
 
     @property
     def seconds_per_step(self) -> float:
-        """Steady-state wall time of one step, from the chunks after the first.
+        """Steady-state wall time of one step: the median over the chunks after the first.
 
-        With a single chunk, that chunk's time per step (which then includes graph optimisation).
+        Each chunk's time is divided by its number of steps; the median resists a burst of other
+        work on the machine during a few chunks. With a single chunk, that chunk's time per step
+        (which then includes graph optimisation).
 
         Raises:
             ValueError: for a `History` built by hand without chunk times.
@@ -60,7 +62,7 @@ class History:
             raise ValueError("this History has no chunk times (it was not made by minimize)")
         if ends.size == 1:
             return float(self.chunk_seconds[0] / ends[0])
-        return float(np.sum(self.chunk_seconds[1:]) / (ends[-1] - ends[0]))
+        return float(np.median(np.asarray(self.chunk_seconds[1:]) / np.diff(ends)))
 
     @property
     def first_chunk_seconds(self) -> float:
