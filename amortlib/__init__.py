@@ -12,7 +12,8 @@ Modules, named after the ideas of the book:
   decoder);
 - `amortlib.gap`: F-VI, A-VI, the amortization gap, convergence and the refinement diagnostic;
 - `amortlib.sequential`: the saw time series and Gaussian hidden Markov models;
-- `amortlib.calibration`: exact and simulated coverage and SBC ranks for a scalar latent.
+- `amortlib.calibration`: exact and simulated coverage and SBC ranks for a scalar latent;
+- `amortlib.particles`: the IWAE bound, reweighted wake-sleep and VIMCO, analysed exactly.
 """
 
 import os
@@ -20,7 +21,7 @@ import os
 # TensorFlow's C++ start-up chatter (CUDA probes, CPU feature notes) is noise for a reader.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from amortlib import calibration, gap, hierarchical, sequential  # noqa: E402
+from amortlib import calibration, gap, hierarchical, particles, sequential  # noqa: E402
 from amortlib.evaluation import (  # noqa: E402
     forward_kl,
     gradient_samples,
@@ -74,6 +75,7 @@ __all__ = [
     "importance_resample",
     "kl_divergence",
     "minimize",
+    "particles",
     "pq_loss",
     "qp_loss",
     "reverse_kl",
