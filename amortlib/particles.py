@@ -294,7 +294,7 @@ def binary_moments(log_joint, logit: float, num_particles: int) -> BinaryMoments
     Example:
         >>> m = binary_moments([np.log(0.3), np.log(0.1)], 0.0, 1)
         >>> round(m.mean["wake-phi"], 12), round(m.iwae_bound, 4)  # ELBO at K = 1
-        (0.0, -1.3863)
+        (0.0, -1.0601)
     """
     a0, a1 = _checks.real_vector("log_joint", log_joint, size=2)
     eta = _checks.finite_scalar("logit", logit)
