@@ -429,7 +429,7 @@ class OpenUniverseTrainableMean(LatentVariableModel):
     r"""The open-universe mixture with a trainable mean of its single component, ``mean_1``.
 
     The joint is that of `amortlib.models.OpenUniverseMixture` (padded latents $(k, z, x)$),
-    with $x \sim \mathcal N(\text{mean\_1}, s^2)$ when $k = 1$ and ``mean_1`` a `tf.Variable`.
+    with $x \sim \mathcal N(\mathrm{mean}_1, s^2)$ when $k = 1$ and ``mean_1`` a `tf.Variable`.
     The authors' code learns this parameter (true value 0, initialised at 2) together with the
     inference network. `at_current_value` returns the fixed model at the current ``mean_1``,
     with its exact posterior and evidence.
