@@ -93,6 +93,25 @@ def _log_mean_exp(log_w):
     return tf.reduce_logsumexp(log_w, axis=0) - tf.math.log(num)
 
 
+def _log_sum_exp_but_one(log_w):
+    r"""$\log \sum_{j \ne k} e^{\ell_j}$ for every $k$, along axis 0, in $O(K)$ and stably.
+
+    With $m_1$ the largest entry, the sum without particle $k$ is
+    $e^{m_1}(\sum_j e^{\ell_j - m_1} - e^{\ell_k - m_1})$, which keeps the largest term (so at
+    least $e^{m_1}$) unless $k$ is the largest; for that one the sum of the others is taken
+    directly relative to the second largest entry $m_2$. No difference of nearly equal numbers.
+    """
+    log_w = tf.stop_gradient(log_w)
+    top = tf.math.top_k(tf.transpose(log_w), k=2).values  # [B, 2]
+    m1, m2 = tf.transpose(top)[0], tf.transpose(top)[1]
+    first = tf.one_hot(tf.argmax(log_w, axis=0), tf.shape(log_w)[0], axis=0,
+                       on_value=True, off_value=False, dtype=tf.bool)  # [K, B]
+    rest = tf.reduce_sum(tf.exp(log_w - m1), axis=0) - tf.exp(log_w - m1)
+    rest = m1 + tf.math.log(tf.where(first, 1.0, rest))
+    without_first = tf.reduce_sum(tf.where(first, 0.0, tf.exp(log_w - m2)), axis=0)
+    return tf.where(first, m2 + tf.math.log(without_first), rest)
+
+
 def _score(log_q_discrete):
     """Zero in value, with the gradient of ``log_q_discrete`` (the score)."""
     return log_q_discrete - tf.stop_gradient(log_q_discrete)
@@ -161,9 +180,8 @@ def vimco_loss(model, q_net, latents, observations, *, seed, num_particles: int)
                                                num_particles, stop_draws=False)
     log_z = _log_mean_exp(log_w)
     others = (tf.reduce_sum(log_w, 0, keepdims=True) - log_w) / (num - 1)  # [K, B]
-    eye = tf.eye(num, dtype=tf.bool)[:, :, tf.newaxis]  # [k, j, 1]
-    replaced = tf.where(eye, others[:, tf.newaxis, :], log_w[tf.newaxis, :, :])
-    log_z_minus = tf.reduce_logsumexp(replaced, axis=1) - tf.math.log(float(num))
+    log_z_minus = tf.reduce_logsumexp(
+        tf.stack([_log_sum_exp_but_one(log_w), others]), axis=0) - tf.math.log(float(num))
     factor = tf.stop_gradient(log_z[tf.newaxis, :] - log_z_minus)
     return -tf.reduce_mean(log_z + tf.reduce_sum(factor * _score(log_q_discrete), axis=0))
 
@@ -300,7 +318,8 @@ def binary_moments(log_joint, logit: float, num_particles: int) -> BinaryMoments
     eta = _checks.finite_scalar("logit", logit)
     num = _checks.positive_int("num_particles", num_particles)
     s = special.expit(eta)
-    l1, l0 = a1 - np.log(s), a0 - np.log1p(-s)
+    # log q(1) and log q(0) as log-sigmoids: finite even where expit rounds to 0 or 1.
+    l1, l0 = a1 + np.logaddexp(0.0, -eta), a0 + np.logaddexp(0.0, eta)
     n = np.arange(num + 1, dtype=np.float64)
     pmf = np.exp(stats.binom.logpmf(n, num, s))
     with np.errstate(divide="ignore"):
@@ -466,6 +485,31 @@ class OpenUniverseTrainableMean(LatentVariableModel):
                          tf.reduce_sum(tf.one_hot(z, num) * locs, -1)), t.scale),
             y=lambda x: tfd.Normal(x, t.sigma),
         ))
+
+    def log_prob(self, latents, y) -> tf.Tensor:
+        r"""$\log p(k, z, x, y)$, written out term by term (the joint's value, fewer operations).
+
+        $\log \rho_k + \log \pi_z + \log \mathcal N(x;\ \mu, s^2)
+        + \log \mathcal N(y;\ x, \sigma^2)$, with $\mu = \mathrm{mean}_1$ if $k = 1$ and
+        $\mu_z$ otherwise: the same number as ``self.joint.log_prob``, with a much smaller graph
+        to trace (which is most of the cost of compiling a training loop).
+
+        Args:
+            latents: a dict with ``"k"``, ``"z"`` and ``"x"``, broadcasting against ``y``.
+            y: the observations.
+
+        Returns:
+            The log joint density, float32.
+        """
+        t = self._template
+        k, z, x = latents["k"], latents["z"], latents["x"]
+        log_rho = tf.constant(np.log(t.k_probs), _checks.DTYPE)
+        log_pi = tf.constant(np.log(t.probs), _checks.DTYPE)
+        single = tf.equal(k, 1.0)
+        loc = tf.where(single, self.mean_1, tf.gather(tf.constant(t.locs, _checks.DTYPE), z))
+        y = tf.cast(y, _checks.DTYPE)
+        return (tf.where(single, log_rho[0], log_rho[1]) + tf.gather(log_pi, z)
+                + tfd.Normal(loc, t.scale).log_prob(x) + tfd.Normal(x, t.sigma).log_prob(y))
 
     @property
     def trainable_variables(self) -> tuple[tf.Variable, ...]:

@@ -193,3 +193,41 @@ def test_bad_arguments_are_named():
         pt.rws_loss(MODEL, q_net, None, [[0.0]], seed=0, num_particles=2)
     with pytest.raises(ValueError, match="logits"):
         pt.ConstantCategorical([[[0.0]]])
+
+
+@pytest.mark.parametrize("logit", [-800.0, -60.0, 40.0, 800.0])
+def test_binary_moments_finite_at_large_logits(logit):
+    # expit rounds to 0 below -745 and to 1 above 36.7; log-sigmoids keep every term finite.
+    m = pt.binary_moments(LOG_JOINT, logit, 5)
+    assert all(np.isfinite(v) for v in (*m.mean.values(), *m.stddev.values(), m.iwae_bound))
+    s = special.expit(logit)
+    p1 = special.expit(LOG_JOINT[1] - LOG_JOINT[0])
+    assert np.isclose(m.pq_gradient, s - p1, rtol=1e-12)
+    # q puts all its mass on one value: every particle takes it, the weights are all equal,
+    # w1 = 1 or 0 exactly, and log Z = log p(c, y) - log q(c) with log q(c) = 0 (to 1e-16).
+    c = 1 if logit > 0 else 0
+    assert np.isclose(m.iwae_bound, LOG_JOINT[c], atol=1e-12)
+    assert np.isclose(m.mean["wake-phi"], s - c, atol=1e-12)
+    assert m.stddev["wake-phi"] < 1e-12
+
+
+def test_vimco_leave_one_out_is_stable_and_matches_the_direct_sum():
+    # Log weights with a dominant particle, ties and a spread of 80 nats (float32 range).
+    log_w = tf.constant([[3.0, -40.0, 0.0], [3.0, 40.0, 0.1], [-1.0, 0.0, 0.1],
+                         [2.0, -39.0, -0.2]])
+    got = pt._log_sum_exp_but_one(log_w).numpy()
+    w = log_w.numpy().astype(np.float64)
+    ref = np.array([[special.logsumexp(np.delete(w[:, b], k)) for b in range(3)]
+                    for k in range(4)])
+    assert np.allclose(got, ref, rtol=1e-6, atol=1e-5)
+
+
+def test_trainable_mean_log_prob_is_the_joint_on_particles():
+    model = pt.OpenUniverseTrainableMean(mean_1=0.6, k_probs=(0.3, 0.7), probs=(0.2, 0.8),
+                                         locs=(-2.0, 1.5), scale=0.7, sigma=1.3)
+    q_net = networks.OpenUniverseNetwork((0.2, 0.8), hidden=(4,), seed=3)
+    y = tf.constant([-1.0, 0.5, 2.0])
+    latents = q_net(y).sample(7, seed=(4, 5))
+    direct = model.log_prob(latents, y)
+    assert direct.shape == (7, 3)
+    assert np.allclose(direct, model.joint.log_prob(dict(latents, y=y)), atol=1e-5)
