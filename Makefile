@@ -9,7 +9,8 @@
 #                      a cell fails on any warning in its output or anything on stderr
 #   make browser-test  build the book and its PDF, then open every page in headless Chromium
 #   make pdf           the whole book as one PDF, _build/html/amortized-inference.pdf
-#   make bench         the benchmarks (bench/run.py)
+#   make bench         the benchmarks (bench/run.py; --quick: make bench-quick); the JAX
+#                      comparison needs the optional make bench-setup (.venv-bench)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -51,7 +52,7 @@ SCREENSHOTS := _build/screenshots
 PDF := _build/html/amortized-inference.pdf
 
 .PHONY: venv setup mathjax colab-python colab-setup book test unit lint colab-test browser-test \
-  browser-check pdf bench clean
+  browser-check pdf bench bench-setup bench-quick clean
 
 # `venv` is the development environment alone (what make unit and make lint need: no npm);
 # setup adds MathJax for the book.
@@ -166,8 +167,28 @@ test: setup colab-setup /usr/bin/chromium
 	if [ -n "$$failed" ]; then echo "== FAILED:$$failed"; exit 1; fi; \
 	echo "== all tests passed"
 
+# The optional benchmark environment: JAX + optax only, for the whole-loop-jitted comparison of
+# make bench. Never needed by the book, the library or the tests.
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed-$(call hash,requirements-bench.txt)
+
+bench-setup: $(BENCH_STAMP)
+
+$(BENCH_STAMP): requirements-bench.txt
+	rm -rf $(BENCH_VENV)
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps -r requirements-bench.txt
+	$(BENCH_VENV)/bin/python -m pip check
+	touch $@
+
+# make bench runs every section (about an hour on 2 quiet cores); make bench-quick one repeat of
+# the short sections and of the chapters, no book build (a few minutes). Chapters run in
+# .venv-colab when it exists; the JAX column needs make bench-setup first (else it is skipped).
 bench: setup
 	$(BIN)/python bench/run.py
 
+bench-quick: setup
+	$(BIN)/python bench/run.py --quick
+
 clean:
-	rm -rf _build .cache $(VENV) $(COLAB_VENV)
+	rm -rf _build .cache $(VENV) $(COLAB_VENV) $(BENCH_VENV)

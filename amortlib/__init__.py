@@ -5,7 +5,9 @@ Modules, named after the ideas of the book:
 - `amortlib.models`: generative models $p(\\text{latents}, y)$ with exact posteriors;
 - `amortlib.networks`: inference networks $y \\mapsto q_\\phi(\\cdot \\mid y)$;
 - `amortlib.losses`: the qp loss (negative ELBO) and the pq loss (inference compilation);
-- `amortlib.training`: `fit`, the one compiled training loop;
+- `amortlib.training`: `minimize`, the one compiled training loop, and `fit` on it;
+- `amortlib.history`: `History`, what a run records, and the running mean of its losses;
+- `amortlib.optimizers`: `Adam`, the loop's default optimiser, and the protocol of others;
 - `amortlib.evaluation`: exact KL divergences to the posterior, both directions;
 - `amortlib.plots`: the book's figure style;
 - `amortlib.hierarchical`: models with global and local latents (linear, nonlinear, Bayesian
@@ -13,7 +15,9 @@ Modules, named after the ideas of the book:
 - `amortlib.gap`: F-VI, A-VI, the amortization gap, convergence and the refinement diagnostic;
 - `amortlib.sequential`: the saw time series and Gaussian hidden Markov models;
 - `amortlib.calibration`: exact and simulated coverage and SBC ranks for a scalar latent;
-- `amortlib.particles`: the IWAE bound, reweighted wake-sleep and VIMCO, analysed exactly.
+- `amortlib.particles`: the IWAE bound, reweighted wake-sleep and VIMCO, analysed exactly;
+- `amortlib.refinement`: per-observation ELBO steps from a network's output, the best Gaussian;
+- `amortlib.importance`: importance weights, chi-square, effective sample size and Pareto k.
 """
 
 import os
@@ -21,7 +25,15 @@ import os
 # TensorFlow's C++ start-up chatter (CUDA probes, CPU feature notes) is noise for a reader.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from amortlib import calibration, gap, hierarchical, particles, sequential  # noqa: E402
+from amortlib import (  # noqa: E402
+    calibration,
+    gap,
+    hierarchical,
+    importance,
+    particles,
+    refinement,
+    sequential,
+)
 from amortlib.evaluation import (  # noqa: E402
     forward_kl,
     gradient_samples,
@@ -30,6 +42,7 @@ from amortlib.evaluation import (  # noqa: E402
     reverse_kl,
     total_variation,
 )
+from amortlib.history import History, running_mean  # noqa: E402
 from amortlib.losses import discrete_configurations, pq_loss, qp_loss  # noqa: E402
 from amortlib.models import (  # noqa: E402
     GaussianMixtureExplicit,
@@ -46,13 +59,15 @@ from amortlib.networks import (  # noqa: E402
     MLPGaussian,
     OpenUniverseNetwork,
 )
-from amortlib.training import History, fit, minimize  # noqa: E402
+from amortlib.optimizers import Adam  # noqa: E402
+from amortlib.training import fit, minimize  # noqa: E402
 
 #: The release: the one place that sets it (pyproject.toml reads it; tools/release.py copies it
 #: into _config.yml and the notebooks' install cell). See "Releases" in README.md.
 __version__ = "0.2.0"
 
 __all__ = [
+    "Adam",
     "CategoricalGaussian",
     "GaussianMixtureExplicit",
     "GaussianMixturePrior",
@@ -72,13 +87,16 @@ __all__ = [
     "gap",
     "gradient_samples",
     "hierarchical",
+    "importance",
     "importance_resample",
     "kl_divergence",
     "minimize",
     "particles",
     "pq_loss",
     "qp_loss",
+    "refinement",
     "reverse_kl",
+    "running_mean",
     "sequential",
     "total_variation",
 ]

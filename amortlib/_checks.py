@@ -76,6 +76,8 @@ def observations(y, name: str = "y") -> tf.Tensor:
         ValueError: if `y` is not numeric, has more than one dimension, or (when run eagerly)
             holds a NaN or an infinity.
     """
+    if not isinstance(y, tf.Tensor | tf.Variable) and np.iscomplexobj(y):
+        raise ValueError(f"{name} must be real numbers, got complex {y!r:.80}")
     try:
         y = tf.convert_to_tensor(y, dtype_hint=DTYPE)
     except (TypeError, ValueError):
@@ -135,6 +137,13 @@ def real_vector(name: str, value, *, size: int | None = None, positive: bool = F
     return values
 
 
+def required_seed(value, name: str = "seed"):
+    """Like `seed`, but refuse None: an integer or a stateless seed tensor."""
+    if value is None:
+        raise ValueError(f"{name} must be an integer or a stateless seed tensor, got None")
+    return seed(value, name)
+
+
 def integer_seed(value, name: str = "seed"):
     """Like `seed`, but require an integer: a run that must be reproducible cannot take None."""
     if value is None or isinstance(value, tf.Tensor):
@@ -143,8 +152,109 @@ def integer_seed(value, name: str = "seed"):
 
 
 def trainable_list(variables, name: str = "variables") -> list:
-    """Return ``variables`` as a list, or raise if it is empty."""
-    variables = list(variables)
+    """Return ``variables`` as a list of trainable `tf.Variable`, or raise.
+
+    Raises:
+        TypeError: if ``variables`` is not a sequence, or an entry is not a `tf.Variable` (a
+            tensor or a number cannot be trained) or is not trainable.
+        ValueError: if it is empty.
+    """
+    if isinstance(variables, tf.Variable):
+        variables = [variables]
+    try:
+        variables = list(variables)
+    except TypeError:
+        raise TypeError(f"{name} must be a sequence of tf.Variable, got "
+                        f"{type(variables).__name__}") from None
     if not variables:
         raise ValueError(f"{name} must not be empty")
+    for i, v in enumerate(variables):
+        if not isinstance(v, tf.Variable):
+            raise TypeError(f"{name}[{i}] must be a tf.Variable (a {type(v).__name__} cannot be "
+                            "trained)")
+        if not v.trainable:
+            raise TypeError(f"{name}[{i}] ({v.name}) is not trainable")
     return variables
+
+
+def boolean(name: str, value) -> bool:
+    """Return ``value`` if it is a bool, or raise a `TypeError` naming the argument."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def callable_(name: str, value):
+    """Return ``value`` if it is callable, or raise a `TypeError` naming the argument."""
+    if not callable(value):
+        raise TypeError(f"{name} must be callable, got {value!r}")
+    return value
+
+
+def data_rows(name: str, value) -> tf.Tensor:
+    """A non-empty float tensor whose first axis indexes data points; finite and real.
+
+    Raises:
+        ValueError: if ``value`` is not real numbers (complex numbers are refused, not cut to
+            their real part), is a scalar or empty, or holds a NaN or an infinity.
+    """
+    if isinstance(value, tf.Tensor):
+        dtype = value.dtype
+    else:
+        try:
+            dtype = tf.as_dtype(np.asarray(value).dtype)
+        except TypeError:
+            dtype = None
+    if dtype is None or not (dtype.is_floating or dtype.is_integer or dtype == tf.bool):
+        raise ValueError(f"{name} must be real numbers, got {value!r:.80}")
+    try:
+        value = tf.cast(tf.convert_to_tensor(value), DTYPE)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be real numbers, got {value!r:.80}") from None
+    if value.shape.rank == 0 or value.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one data point, got shape "
+                         f"{tuple(value.shape)}")
+    if not bool(tf.reduce_all(tf.math.is_finite(value))):
+        raise ValueError(f"{name} must be finite (it holds a NaN or an infinity)")
+    return value
+
+
+def finite_values(name: str, value):
+    """Return ``value`` unchanged; refuse complex numbers and, when run eagerly, a NaN or an
+    infinity (any shape)."""
+    if not isinstance(value, tf.Tensor | tf.Variable) and np.iscomplexobj(value):
+        raise ValueError(f"{name} must be real, got complex {value!r:.80}")
+    tensor = tf.convert_to_tensor(value, dtype_hint=DTYPE)
+    if tensor.dtype.is_complex:
+        raise ValueError(f"{name} must be real, got a tensor of {tensor.dtype.name}")
+    if (tf.executing_eagerly() and tensor.dtype.is_floating
+            and not bool(tf.reduce_all(tf.math.is_finite(tensor)))):
+        raise ValueError(f"{name} must be finite (it holds a NaN or an infinity)")
+    return value
+
+
+def model_and_network(model, q_net, q) -> None:
+    """Refuse an inference network whose distribution ``q`` does not fit ``model``.
+
+    Compares the latent names (a joint ``q`` must have exactly the model's latents; a single
+    distribution needs a model with one latent) and, where both define it, the number of
+    mixture components.
+
+    Raises:
+        ValueError: naming both the model and the network.
+    """
+    model_k, net_k = getattr(model, "num_components", None), getattr(q_net, "num_components", None)
+    if model_k is not None and net_k is not None and model_k != net_k:
+        raise ValueError(f"q_net ({type(q_net).__name__}) has {net_k} components but model "
+                         f"({type(model).__name__}) has {model_k}")
+    names = getattr(model, "latent_names", None)
+    if names is None:
+        return
+    q_model = getattr(q, "model", None)
+    q_names = tuple(q_model) if isinstance(q_model, dict) else None
+    if (q_names is None and len(names) != 1) or (
+            q_names is not None and sorted(q_names) != sorted(names)):
+        raise ValueError(
+            f"q_net ({type(q_net).__name__}) gives a distribution over "
+            f"{list(q_names) if q_names else 'one latent'} but model ({type(model).__name__}) "
+            f"has the latents {list(names)}")

@@ -132,7 +132,9 @@ def forward_kl(model, q_net, y) -> np.ndarray:
     """
     y = _checks.observations(y)
     support = getattr(model, "discrete_support", None)
-    return kl_divergence(model.posterior(y), q_net(y), support=support)
+    q = q_net(y)
+    _checks.model_and_network(model, q_net, q)
+    return kl_divergence(model.posterior(y), q, support=support)
 
 
 def reverse_kl(model, q_net, y) -> np.ndarray:
@@ -142,7 +144,9 @@ def reverse_kl(model, q_net, y) -> np.ndarray:
     """
     y = _checks.observations(y)
     support = getattr(model, "discrete_support", None)
-    return kl_divergence(q_net(y), model.posterior(y), support=support)
+    q = q_net(y)
+    _checks.model_and_network(model, q_net, q)
+    return kl_divergence(q, model.posterior(y), support=support)
 
 
 def total_variation(p: tfd.Distribution, q: tfd.Distribution) -> np.ndarray:
@@ -221,7 +225,8 @@ def gradient_samples(loss_fn, variables, *, num_samples: int, seed: int = 0) -> 
     estimator, for example to compare enumeration with the score-function estimator.
 
     Args:
-        loss_fn: ``loss_fn(step_seed) -> scalar tensor``, traceable by `tf.function`.
+        loss_fn: ``loss_fn(step_seed) -> scalar tensor``, traceable by `tf.function` as plain
+            Python (without autograph: Python control flow must not depend on tensors).
         variables: the `tf.Variable`\ s to differentiate with respect to (non-empty).
         num_samples: number of gradient evaluations, a positive integer.
         seed: an integer seed.
@@ -243,15 +248,20 @@ def gradient_samples(loss_fn, variables, *, num_samples: int, seed: int = 0) -> 
     base = _checks.integer_seed(seed)
     variables = _checks.trainable_list(variables)
 
-    @tf.function(autograph=True)
+    # The loop is written as a tf.while_loop and traced without autograph: autograph would
+    # otherwise rewrite loss_fn and everything it calls (TFP included) before tracing, which
+    # took most of the tracing time.
+    def body(i, rows):
+        with tf.GradientTape() as tape:
+            value = loss_fn(tf.random.experimental.stateless_fold_in(base, i))
+        grads = tape.gradient(value, variables)
+        return i + 1, [r.write(i, tf.zeros_like(v) if g is None else tf.convert_to_tensor(g))
+                       for r, g, v in zip(rows, grads, variables)]
+
+    @tf.function(autograph=False)
     def run():
         rows = [tf.TensorArray(v.dtype, size=num_samples) for v in variables]
-        for i in tf.range(num_samples):
-            with tf.GradientTape() as tape:
-                value = loss_fn(tf.random.experimental.stateless_fold_in(base, i))
-            grads = tape.gradient(value, variables)
-            rows = [r.write(i, tf.zeros_like(v) if g is None else tf.convert_to_tensor(g))
-                    for r, g, v in zip(rows, grads, variables)]
+        _, rows = tf.while_loop(lambda i, _: i < num_samples, body, (tf.constant(0), rows))
         return [r.stack() for r in rows]
 
     return [g.numpy() for g in run()]

@@ -42,6 +42,7 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -52,7 +53,8 @@ import tensorflow_probability as tfp
 
 from amortlib import _checks
 from amortlib.hierarchical import HierarchicalModel, _as_data
-from amortlib.training import History, minimize
+from amortlib.history import History, running_mean
+from amortlib.training import minimize
 
 tfd = tfp.distributions
 
@@ -93,7 +95,7 @@ class Convergence(NamedTuple):
     """When a run converged: the step (1-based) and the wall time in seconds up to it."""
 
     step: int
-    seconds: float
+    seconds: float | None
 
 
 class GradientMoments(NamedTuple):
@@ -572,70 +574,107 @@ def fit_vi(model: HierarchicalModel, local_family, x, *, num_steps: int, learnin
     Returns:
         ``(posterior, history)``; ``history.loss`` is the single-step estimate of $-$ELBO.
 
+    Re-running the same problem does not retrace: called again with the same ``model``,
+    ``local_family`` and ``x`` objects (and ``sample_size`` and ``trace_fn``), `fit_vi` returns
+    the same posterior object, its $q(\theta)$ reset to ``theta_loc`` and ``theta_scale``, and
+    reuses the compiled loop; the family keeps its trained values unless you re-initialise them
+    in place first, for example from a new family of the same shape:
+    ``for v, w in zip(family.variables, gap.Amortized(gap.MLP(k, seed=s)).variables):
+    v.assign(w)``. Another ``seed``, ``num_steps`` or ``learning_rate`` costs no tracing.
+
     Raises:
         ValueError: for bad sizes, data, or a family that does not fit the model or the data.
     """
+    data = x
     x = _as_data(x)
     sample_size = _checks.positive_int("sample_size", sample_size)
-    posterior = VariationalPosterior(model, local_family, theta_loc=theta_loc,
-                                     theta_scale=theta_scale)
-    posterior.local(x)  # fail early, eagerly, if the family does not fit the data
+    key = (id(model), id(local_family), id(data), sample_size, id(trace_fn))
+    if key in _FIT_VI:
+        _FIT_VI.move_to_end(key)
+        _, posterior, loss_fn, traced = _FIT_VI[key]
+        start, log_scale = _gaussian_start(theta_loc, theta_scale, [model.global_dim],
+                                           names=("theta_loc", "theta_scale"))
+        posterior.theta_loc.assign(start)
+        posterior.theta_log_scale.assign(log_scale)
+    else:
+        posterior = VariationalPosterior(model, local_family, theta_loc=theta_loc,
+                                         theta_scale=theta_scale)
+        posterior.local(x)  # fail early, eagerly, if the family does not fit the data
 
-    def loss_fn(step_seed):
-        return -tf.reduce_mean(posterior.elbo_draws(x, sample_size, step_seed))
+        def loss_fn(step_seed):
+            return -tf.reduce_mean(posterior.elbo_draws(x, sample_size, step_seed))
+
+        traced = None if trace_fn is None else (lambda: trace_fn(posterior))
+        _FIT_VI[key] = ((model, local_family, data, trace_fn), posterior, loss_fn, traced)
+        while len(_FIT_VI) > 16:
+            _FIT_VI.popitem(last=False)
 
     history = minimize(
         loss_fn, posterior.trainable_variables, num_steps=num_steps, learning_rate=learning_rate,
-        anneal=anneal, trace_fn=None if trace_fn is None else (lambda: trace_fn(posterior)),
-        seed=seed, progress=progress, name="-ELBO",
+        anneal=anneal, trace_fn=traced, seed=seed, progress=progress, name="-ELBO",
     )
     return posterior, history
 
 
-def steps_to_converge(history: History, target: float, *, rel_tol: float = 0.01,
-                      window: int = 100) -> Convergence | None:
+#: fit_vi's problems by (model, family, data, sample_size, trace_fn): reused, so that a rerun
+#: with another seed reuses the compiled loop (see `fit_vi`).
+_FIT_VI: collections.OrderedDict = collections.OrderedDict()
+
+
+def steps_to_converge(loss, target: float, *, rel_tol: float = 0.01, window: int = 100,
+                      elapsed=None) -> Convergence | None:
     r"""The first step whose running-mean loss is within ``rel_tol`` of ``target``.
 
     The running mean at step $t$ averages the losses of steps $\max(1, t - w + 1), \dots, t$ (a
-    trailing window of $w$ = ``window`` steps, which smooths the Monte Carlo noise of single-step
-    losses). Converged means $|\bar L_t - L^*| \le \text{rel\_tol}\, |L^*|$, the rule of
-    Margossian and Blei with $L^*$ the loss ($-$ELBO) at F-VI's optimum.
+    trailing window of $w$ = ``window`` steps, `amortlib.training.running_mean`, which smooths
+    the Monte Carlo noise of single-step losses). Converged means
+    $|\bar L_t - L^*| \le \text{rel\_tol}\, |L^*|$, the rule of Margossian and Blei with $L^*$
+    the loss ($-$ELBO) at F-VI's optimum.
 
     Args:
-        history: a `History` from `fit_vi` (or `minimize`).
+        loss: the loss at every step, a non-empty 1-D array (for example ``history.loss``, or
+            an exact $-$ELBO trace), or a `History` (then ``elapsed`` is its own).
         target: the target loss $L^*$, finite and non-zero.
         rel_tol: relative tolerance in (0, 1).
         window: running-mean window, >= 1.
+        elapsed: optional wall time at the end of every step (``history.elapsed``), for the
+            seconds of the result.
 
     Returns:
-        `Convergence` ``(step, seconds)`` (step 1-based, seconds from the history's clock,
-        compilation included), or None if the run never got there.
+        `Convergence` ``(step, seconds)`` (step 1-based; seconds from ``elapsed``, or None
+        without it), or None if the run never got there.
 
     Example:
-        >>> h = History(loss=np.array([10.0, 5.0, 1.0, 1.0]), trace={},
-        ...             elapsed=np.array([1.0, 2.0, 3.0, 4.0]))
-        >>> steps_to_converge(h, 1.0, window=1)
+        >>> steps_to_converge([10.0, 5.0, 1.0, 1.0], 1.0, window=1,
+        ...                   elapsed=[1.0, 2.0, 3.0, 4.0])
         Convergence(step=3, seconds=3.0)
     """
-    if not isinstance(history, History) or history.num_steps == 0:
-        raise ValueError("history must be a non-empty History")
+    if isinstance(loss, History):
+        loss, elapsed = loss.loss, loss.elapsed
+    try:
+        loss = np.asarray(loss, np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"loss must be a 1-D array of numbers or a History, got {loss!r:.80}"
+                         ) from None
+    if loss.ndim != 1 or loss.size == 0:
+        raise ValueError(f"loss must be a non-empty 1-D array, got shape {loss.shape}")
+    if elapsed is not None:
+        elapsed = np.asarray(elapsed, np.float64)
+        if elapsed.shape != loss.shape:
+            raise ValueError(f"elapsed must have the shape of loss {loss.shape}, got "
+                             f"{elapsed.shape}")
     target = _checks.finite_scalar("target", target)
     if target == 0:
         raise ValueError("target must be non-zero (the tolerance is relative)")
     rel_tol = _checks.positive_scalar("rel_tol", rel_tol)
     if rel_tol >= 1:
         raise ValueError(f"rel_tol must be in (0, 1), got {rel_tol}")
-    window = _checks.positive_int("window", window)
-    loss = np.asarray(history.loss, np.float64)
-    cumulative = np.concatenate([[0.0], np.cumsum(loss)])
-    steps = np.arange(1, len(loss) + 1)
-    start = np.maximum(steps - window, 0)
-    running = (cumulative[steps] - cumulative[start]) / (steps - start)
+    running = running_mean(loss, window)
     hits = np.flatnonzero(np.abs(running - target) <= rel_tol * abs(target))
     if hits.size == 0:
         return None
     i = int(hits[0])
-    return Convergence(step=i + 1, seconds=float(history.elapsed[i]))
+    return Convergence(step=i + 1, seconds=None if elapsed is None else float(elapsed[i]))
 
 
 def fvi_refinement(model: HierarchicalModel, posterior: VariationalPosterior, x, *,

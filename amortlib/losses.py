@@ -42,9 +42,9 @@ __all__ = [
 ]
 
 
-def qp_loss(model, q_net, y, *, sample_size: int = 1, estimator: str = "reparameterize",
-            baseline: bool = True, drop_zero_mean_term: bool = False,
-            seed=None) -> tf.Tensor:
+def qp_loss(model, q_net, latents, observations, *, seed, sample_size: int = 1,
+            estimator: str = "reparameterize", baseline: bool = True,
+            drop_zero_mean_term: bool = False) -> tf.Tensor:
     r"""Monte Carlo estimate of the qp loss (negative ELBO) on a batch of observations.
 
     Averages $f = \log q_\phi(\text{latents} \mid y) - \log p(\text{latents}, y)$ over
@@ -71,7 +71,11 @@ def qp_loss(model, q_net, y, *, sample_size: int = 1, estimator: str = "reparame
             ``discrete_support`` (see `amortlib.models`).
         q_net: an inference network; ``q_net(y)`` returns a distribution over the latents (a
             `tfd.JointDistributionNamed` with the model's latent names when there are several).
-        y: observations, shape ``[batch_size]``.
+        latents: the latents drawn with ``observations``, or None: the qp loss does not use
+            them (it draws its own from $q$); the argument makes its signature that of every
+            loss, ``(model, q_net, latents, observations, *, seed)``.
+        observations: the observations $y$, shape ``[batch_size]``, not empty.
+        seed: an integer or a stateless seed (a shape-[2] int tensor) for the draws from $q$.
         sample_size: draws from $q$ per observation (per discrete value when enumerating).
         estimator: ``"reparameterize"``, ``"enumerate"`` or ``"reinforce"``.
         baseline: for ``"reinforce"``, use the leave-one-out baseline (needs ``sample_size >= 2``).
@@ -80,7 +84,6 @@ def qp_loss(model, q_net, y, *, sample_size: int = 1, estimator: str = "reparame
             instead of $1 + f - b$. The gradient stays unbiased, since
             $\mathbb E_q[\nabla_\phi \log q_\phi(c \mid y)] = 0$; the value is unchanged.
             Ignored by the other estimators, whose gradients have no such term.
-        seed: an integer, a stateless seed (a shape-[2] int tensor) or None.
 
     Returns:
         A scalar tensor. When $q_\phi(\cdot \mid y) = p(\cdot \mid y)$ every term equals
@@ -88,22 +91,27 @@ def qp_loss(model, q_net, y, *, sample_size: int = 1, estimator: str = "reparame
 
     Raises:
         TypeError: if ``baseline`` or ``drop_zero_mean_term`` is not a bool.
-        ValueError: for an unknown estimator, a bad ``sample_size``, a continuous-only estimator
-            with a distribution that cannot be reparameterised, or a discrete estimator with a
-            model that has no discrete latents.
+        ValueError: for no or a bad seed, empty observations, an unknown estimator, a bad
+            ``sample_size``, a continuous-only estimator
+            with a distribution that cannot be reparameterised, a discrete estimator with a
+            model that has no discrete latents, or a ``q_net`` that does not fit ``model``
+            (other latents or another number of components).
 
     Example:
         >>> from amortlib import models, networks
         >>> model = models.GaussianMixtureExplicit()
         >>> q_net = networks.CategoricalGaussian(2, hidden=(8,), input_scale=10.0)
-        >>> loss = qp_loss(model, q_net, [0.0, 3.0], estimator="enumerate", seed=0)
+        >>> loss = qp_loss(model, q_net, None, [0.0, 3.0], estimator="enumerate", seed=0)
     """
+    seed = _checks.required_seed(seed)
+    y = _non_empty("observations", observations)
     _checks.one_of("estimator", estimator, ESTIMATORS)
     sample_size = _checks.positive_int("sample_size", sample_size)
     for name, flag in [("baseline", baseline), ("drop_zero_mean_term", drop_zero_mean_term)]:
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be True or False, got {flag!r}")
     q = q_net(y)
+    _checks.model_and_network(model, q_net, q)
     if estimator == "reparameterize":
         kinds = tf.nest.flatten(q.reparameterization_type)
         if any(kind != tfp.distributions.FULLY_REPARAMETERIZED for kind in kinds):
@@ -112,10 +120,10 @@ def qp_loss(model, q_net, y, *, sample_size: int = 1, estimator: str = "reparame
                 f"qp loss; {type(q).__name__} is not (for discrete latents use "
                 "estimator='enumerate' or 'reinforce')"
             )
-        x = q.sample(sample_size, seed=_checks.seed(seed))
+        x = q.sample(sample_size, seed=seed)
         return tf.reduce_mean(q.log_prob(x) - model.log_prob(x, y))
     return _discrete_qp_loss(model, q, y, sample_size, estimator, baseline,
-                             drop_zero_mean_term, _checks.seed(seed))
+                             drop_zero_mean_term, seed)
 
 
 def _discrete_qp_loss(model, q, y, sample_size, estimator, baseline, drop_zero_mean_term,
@@ -224,26 +232,47 @@ def _draw(q, seed, sample_shape=(), value=None):
     return draws, parts
 
 
-def pq_loss(q_net, latents, y) -> tf.Tensor:
+def pq_loss(model, q_net, latents, observations, *, seed=None) -> tf.Tensor:
     r"""The pq loss (inference compilation) on a batch of model draws ``(latents, y)``.
 
     Averages $-\log q_\phi(\text{latents} \mid y)$; the draws must come from $p(\text{latents}, y)$.
     No reparameterisation is needed: the gradient flows only through $q$'s density.
 
     Args:
+        model: the model the draws come from. The pq loss does not evaluate it; the argument
+            makes its signature that of every loss, ``(model, q_net, latents, observations, *,
+            seed)``.
         q_net: an inference network.
-        latents: latents drawn from the model together with ``y``.
-        y: observations, shape ``[batch_size]``.
+        latents: latents drawn from the model together with ``observations`` (required).
+        observations: the observations $y$, shape ``[batch_size]``, not empty.
+        seed: unused (the loss draws nothing); accepted so that every loss has one signature.
 
     Returns:
         A scalar tensor, an unbiased estimate of
         $\mathbb E_{p(y)}[\mathrm{KL}(p \,\|\, q)] + \mathbb E_{p(y)}[\mathrm H(p(\cdot \mid y))]$.
+
+    Raises:
+        ValueError: if ``latents`` is None, ``observations`` is empty, or ``q_net`` does not
+            fit ``model`` (other latents or another number of components).
     """
-    return -tf.reduce_mean(q_net(y).log_prob(latents))
+    if latents is None:
+        raise ValueError("latents must be the model's draws for the pq loss, got None")
+    y = _non_empty("observations", observations)
+    q = q_net(y)
+    _checks.model_and_network(model, q_net, q)
+    return -tf.reduce_mean(q.log_prob(latents))
+
+
+def _non_empty(name, observations) -> tf.Tensor:
+    """``observations`` as a tensor, refused if it has no entries (a mean over none is NaN)."""
+    y = tf.convert_to_tensor(observations, dtype_hint=_checks.DTYPE)
+    if y.shape.num_elements() == 0:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(y.shape)}")
+    return y
 
 
 #: The losses by name, as `amortlib.training.fit` accepts them.
-LOSSES = ("qp", "pq")
+LOSSES = {"qp": qp_loss, "pq": pq_loss}
 
 #: How `qp_loss` gets gradients through the draws from $q$ (see its docstring).
 ESTIMATORS = ("reparameterize", "enumerate", "reinforce")

@@ -71,6 +71,7 @@ class LatentVariableModel:
 
     def log_prob(self, latents, y) -> tf.Tensor:
         r"""Return $\log p(\text{latents}, y)$, broadcasting ``latents`` against ``y``."""
+        y = _checks.finite_values("y", y)
         if not isinstance(latents, dict):
             (name,) = self.latent_names
             latents = {name: latents}

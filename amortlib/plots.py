@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
+from amortlib.history import running_mean
+
 __all__ = [
     "GAP_STYLES",
     "RC",
@@ -24,7 +26,6 @@ __all__ = [
     "plot_losses",
     "plot_posteriors",
     "plot_traces",
-    "running_mean",
     "use_book_style",
 ]
 
@@ -181,15 +182,6 @@ GAP_STYLES = {
     "degree 1": dict(color="#0072B2", linestyle="--", linewidth=2.0),
     "degree 2": dict(color="#009E73", linestyle=":", linewidth=2.5),
 }
-
-
-def running_mean(values, window: int = 50) -> np.ndarray:
-    """Trailing running mean over ``window`` steps (shorter at the start)."""
-    values = np.asarray(values, dtype=np.float64)
-    cumulative = np.concatenate([[0.0], np.cumsum(values)])
-    steps = np.arange(1, len(values) + 1)
-    start = np.maximum(steps - window, 0)
-    return (cumulative[steps] - cumulative[start]) / (steps - start)
 
 
 def plot_elbo_traces(ax, histories: Mapping, *, optimum: float | None = None, styles=None,

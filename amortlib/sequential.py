@@ -612,7 +612,7 @@ class GaussianHMM(GaussianLatents):
     .. math::
 
         z_1 \sim \mathcal N(0, \sigma_0^2),\qquad
-        z_n \mid z_{n-1} \sim \mathcal N(\rho z_{n-1}, \sigma_z^2),\qquad
+        z_n \mid z_{n-1} \sim \mathcal N(\rho z_{n-1}, \sigma_w^2),\qquad
         x_n \mid z_n \sim \mathcal N(z_n, \sigma_x^2).
 
     ``initial_sd=math.inf`` gives a flat prior on $z_1$ (the posterior stays proper). The
@@ -620,23 +620,23 @@ class GaussianHMM(GaussianLatents):
 
     .. math::
 
-        \Lambda_{nn} = \frac1{\sigma_x^2} + \frac{[n > 1]}{\sigma_z^2}
-        + \frac{[n < N]\, \rho^2}{\sigma_z^2} + \frac{[n = 1]}{\sigma_0^2},\qquad
-        \Lambda_{n, n+1} = -\frac{\rho}{\sigma_z^2},\qquad h_n = \frac{x_n}{\sigma_x^2}.
+        \Lambda_{nn} = \frac1{\sigma_x^2} + \frac{[n > 1]}{\sigma_w^2}
+        + \frac{[n < N]\, \rho^2}{\sigma_w^2} + \frac{[n = 1]}{\sigma_0^2},\qquad
+        \Lambda_{n, n+1} = -\frac{\rho}{\sigma_w^2},\qquad h_n = \frac{x_n}{\sigma_x^2}.
 
     It is positive definite for every $\rho$: the quadratic part of $-\log p(z, x)$ in $z$ is
-    $\tfrac12 z^\top D z + \tfrac1{2\sigma_z^2} \sum_{n \ge 2} (z_n - \rho z_{n-1})^2$ with
+    $\tfrac12 z^\top D z + \tfrac1{2\sigma_w^2} \sum_{n \ge 2} (z_n - \rho z_{n-1})^2$ with
     the diagonal $D = \operatorname{diag}(1/\sigma_x^2 + [n = 1]/\sigma_0^2)$, so
     $z^\top \Lambda z \ge z^\top D z \ge \|z\|^2/\sigma_x^2 > 0$ for $z \ne 0$: a positive
     diagonal part plus a positive-semidefinite transition part. (The matrix need not be
     diagonally dominant: with a flat prior on $z_1$ its first row has
-    $\Lambda_{11} = 1/\sigma_x^2 + \rho^2/\sigma_z^2$, which is below
-    $|\Lambda_{12}| = |\rho|/\sigma_z^2$ when, for example, $\rho = 0.5$, $\sigma_z = 1$ and
+    $\Lambda_{11} = 1/\sigma_x^2 + \rho^2/\sigma_w^2$, which is below
+    $|\Lambda_{12}| = |\rho|/\sigma_w^2$ when, for example, $\rho = 0.5$, $\sigma_w = 1$ and
     $\sigma_x = 10$.)
 
     Args:
         transition_coef: $\rho$, finite.
-        transition_sd: $\sigma_z > 0$.
+        transition_sd: $\sigma_w > 0$.
         observation_sd: $\sigma_x > 0$.
         initial_sd: $\sigma_0 > 0$, or ``math.inf`` for a flat prior on $z_1$.
 

@@ -154,6 +154,9 @@ def test_steps_to_converge_uses_a_trailing_running_mean():
     # with a window of 2 the running mean at step 3 is 55; at step 4 it is 10
     assert gap.steps_to_converge(history, 10.0, window=2) == (4, 2.0)
     assert gap.steps_to_converge(history, 1.0) is None
+    # a plain array: the same steps, seconds only with elapsed
+    assert gap.steps_to_converge(loss, 10.0, window=2) == (4, None)
+    assert gap.steps_to_converge(loss, 10.0, window=2, elapsed=history.elapsed) == (4, 2.0)
 
 
 @pytest.mark.parametrize(
@@ -262,3 +265,19 @@ def test_gradient_moments_match_the_closed_form_for_the_linear_model():
     assert intercept.variance[0, 0] == pytest.approx(expected_var, rel=5 * math.sqrt(2 / size))
     with pytest.raises(ValueError, match="sample_size"):
         gap.gradient_moments(model, posterior, x, sample_size=1)
+
+
+def test_fit_vi_again_with_another_seed_does_not_retrace(linear):
+    """The multi-seed pattern: one family, re-initialised in place, fitted with each seed."""
+    model, x = linear
+    family = gap.Amortized(gap.Polynomial(1))
+    runs = []
+    for seed in [1, 2]:
+        for v, w in zip(family.variables, gap.Amortized(gap.Polynomial(1)).variables):
+            v.assign(w)
+        runs.append(gap.fit_vi(model, family, x, num_steps=60, learning_rate=0.05, seed=seed))
+    assert runs[0][0] is runs[1][0] and runs[1][1].trace_seconds == 0.0
+    _, fresh = gap.fit_vi(model, gap.Amortized(gap.Polynomial(1)), x, num_steps=60,
+                          learning_rate=0.05, seed=2)
+    assert fresh.trace_seconds > 0
+    np.testing.assert_allclose(runs[1][1].loss, fresh.loss, rtol=1e-6)

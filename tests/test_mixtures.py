@@ -97,7 +97,8 @@ def test_open_universe_draws():
 @pytest.mark.parametrize("estimator", ["enumerate", "reinforce"])
 def test_qp_loss_at_the_posterior_is_minus_log_evidence(model, estimator):
     """With q = p(.|y) each term log q - log p(latents, y) is -log p(y), exactly."""
-    value = losses.qp_loss(model, exact(model), Y, estimator=estimator, sample_size=3, seed=0)
+    value = losses.qp_loss(model, exact(model), None, Y, estimator=estimator, sample_size=3,
+                           seed=0)
     np.testing.assert_allclose(float(value), -np.mean(model.evidence().log_prob(Y)), rtol=1e-5)
 
 
@@ -116,7 +117,8 @@ def test_discrete_estimators_agree_with_the_exact_reverse_kl(model):
     expected = np.mean(evaluation.reverse_kl(model, net, y) - model.evidence().log_prob(y))
     n = 20_000
     for estimator in ["enumerate", "reinforce"]:
-        terms = [float(losses.qp_loss(model, net, y, estimator=estimator, sample_size=n, seed=s))
+        terms = [float(losses.qp_loss(model, net, None, y, estimator=estimator,
+                                      sample_size=n, seed=s))
                  for s in range(8)]
         # Independent estimates: five standard errors of their mean (plus float32 round-off).
         se = np.std(terms, ddof=1) / np.sqrt(len(terms))
@@ -133,7 +135,7 @@ def test_reinforce_gradient_is_unbiased(drop):
     variables = net.logits_net.trainable_variables
 
     def loss_fn(estimator, **kw):
-        return lambda s: losses.qp_loss(model, net, y, estimator=estimator, seed=s, **kw)
+        return lambda s: losses.qp_loss(model, net, None, y, estimator=estimator, seed=s, **kw)
 
     enum = evaluation.gradient_samples(loss_fn("enumerate", sample_size=50), variables,
                                        num_samples=50, seed=1)
@@ -155,7 +157,8 @@ def test_dropping_the_zero_mean_term_keeps_the_value_and_changes_the_gradient():
     values, grads = [], []
     for drop in [False, True]:
         with tf.GradientTape() as tape:
-            values.append(losses.qp_loss(model, net, y, estimator="reinforce", sample_size=3,
+            values.append(losses.qp_loss(model, net, None, y, estimator="reinforce",
+                                         sample_size=3,
                                          drop_zero_mean_term=drop, seed=4))
         grads.append(tape.gradient(values[-1], variables))
     from amortlib import _checks
@@ -172,11 +175,59 @@ def test_dropping_the_zero_mean_term_keeps_the_value_and_changes_the_gradient():
     assert any(term is not None and np.abs(term).max() > 1e-3 for term in expected)
 
 
+@pytest.mark.parametrize("sample_size", [2, 5])
+def test_reinforce_baseline_leaves_each_draw_out(sample_size):
+    """The gradient is mean(grad f + (f - b) grad log q(c | y)) with b_s the mean of f over the
+    OTHER draws, (sum f - f_s) / (S - 1), computed here in NumPy. A baseline that includes the
+    draw itself, sum f / S, is correlated with its draw (biased) and fails this check."""
+    model = models.GaussianMixtureExplicit([0.7, 0.3], [1.0, -2.0], [0.5, 2.0], 0.8)
+    net = small_net(model)
+    y = tf.constant(Y[1:4])
+    variables = net.logits_net.trainable_variables
+    with tf.GradientTape() as tape:
+        value = losses.qp_loss(model, net, None, y, estimator="reinforce",
+                               sample_size=sample_size, seed=5)
+    got = tape.gradient(value, variables)
+    from amortlib import _checks
+    with tf.GradientTape() as tape:  # the same draws: the same seed and sample shape
+        draws, parts = losses._draw(net(y), _checks.seed(5), sample_shape=[sample_size])
+        f = tf.add_n(list(parts.values())) - model.log_prob(draws, y)
+        log_q_c = parts[next(iter(model.discrete_support))]
+        f_np = f.numpy().astype(np.float64)
+        leave_one_out = (f_np.sum(0, keepdims=True) - f_np) / (sample_size - 1)
+        weight = tf.constant(f_np - leave_one_out, tf.float32)
+        expected = tape.gradient(tf.reduce_mean(f + weight * log_q_c), variables)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+    with tf.GradientTape() as tape:  # the biased variant differs measurably
+        draws, parts = losses._draw(net(y), _checks.seed(5), sample_shape=[sample_size])
+        f = tf.add_n(list(parts.values())) - model.log_prob(draws, y)
+        log_q_c = parts[next(iter(model.discrete_support))]
+        weight = tf.constant(f_np - f_np.mean(0, keepdims=True), tf.float32)
+        biased = tape.gradient(tf.reduce_mean(f + weight * log_q_c), variables)
+    assert max(np.abs(b - e).max() for b, e in zip(biased, expected)) > 1e-3
+
+
+def test_open_universe_z_posterior_is_the_closed_form():
+    """p(z | y, k = 2) is proportional to pi_z N(y; mu_z, s^2 + sigma^2), in NumPy/SciPy."""
+    import scipy.stats
+
+    model = models.OpenUniverseMixture(k_probs=(0.4, 0.6), loc_single=0.5,
+                                       probs=(0.2, 0.5, 0.3), locs=(-3.0, 1.0, 4.0), scale=0.7,
+                                       sigma=1.3)
+    y = np.array([-4.0, -1.0, 0.5, 2.0, 6.0])
+    weights = model.probs * scipy.stats.norm.pdf(
+        y[:, None], np.array(model.locs), np.sqrt(0.7**2 + 1.3**2))
+    expected = weights / weights.sum(1, keepdims=True)
+    got = model.z_posterior(y).probs_parameter().numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+
+
 def test_drop_zero_mean_term_must_be_a_bool():
     model = models.GaussianMixtureExplicit()
     with pytest.raises(TypeError, match="drop_zero_mean_term"):
-        losses.qp_loss(model, small_net(model), Y, estimator="reinforce", sample_size=2,
-                       drop_zero_mean_term="yes")
+        losses.qp_loss(model, small_net(model), None, Y, estimator="reinforce", sample_size=2,
+                       drop_zero_mean_term="yes", seed=0)
 
 
 def test_baseline_reduces_the_variance():
@@ -187,7 +238,8 @@ def test_baseline_reduces_the_variance():
     for baseline in [True, False]:
         grads = evaluation.gradient_samples(
             lambda s, baseline=baseline: losses.qp_loss(
-                model, net, y, estimator="reinforce", sample_size=2, baseline=baseline, seed=s),
+                model, net, None, y, estimator="reinforce", sample_size=2, baseline=baseline,
+                seed=s),
             net.logits_net.trainable_variables, num_samples=100, seed=1)
         variances[baseline] = sum(g.var(0).sum() for g in grads)
     assert variances[True] < variances[False]
@@ -197,7 +249,7 @@ def test_baseline_reduces_the_variance():
 def test_pq_loss_on_dict_latents(model):
     latents, y = model.sample(7, seed=1)
     net = small_net(model)
-    np.testing.assert_allclose(float(losses.pq_loss(net, latents, y)),
+    np.testing.assert_allclose(float(losses.pq_loss(model, net, latents, y)),
                                -np.mean(net(y).log_prob(latents)), rtol=1e-6)
 
 
@@ -340,13 +392,14 @@ def test_bad_estimator_arguments():
     model = models.GaussianMixtureExplicit()
     net = small_net(model)
     with pytest.raises(ValueError, match="estimator must be one of"):
-        losses.qp_loss(model, net, Y, estimator="gumbel")
+        losses.qp_loss(model, net, None, Y, estimator="gumbel", seed=0)
     with pytest.raises(ValueError, match="sample_size must be at least 2"):
-        losses.qp_loss(model, net, Y, estimator="reinforce", sample_size=1)
+        losses.qp_loss(model, net, None, Y, estimator="reinforce", sample_size=1, seed=0)
     with pytest.raises(ValueError, match="reparameterised"):
-        losses.qp_loss(model, net, Y)
+        losses.qp_loss(model, net, None, Y, seed=0)
     with pytest.raises(ValueError, match="discrete latents"):
-        losses.qp_loss(GaussianUnknownMean(), networks.LinearGaussian(), Y, estimator="enumerate")
+        losses.qp_loss(GaussianUnknownMean(), networks.LinearGaussian(), None, Y,
+                       estimator="enumerate", seed=0)
 
 
 def test_bad_evaluation_arguments():

@@ -1,0 +1,187 @@
+"""The bad-input table: every row is a bad call of a public function, the error type it must
+raise and a pattern the message must contain (the argument's name). None may return a number
+silently or fail with a raw TensorFlow or NumPy error.
+
+The rows follow the audit's categories: wrong types, sizes and seeds; NaN, infinite, complex
+and empty data; scales that are not positive; a network that does not fit the model; things
+that cannot be trained; options that do not apply to the chosen loss.
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import amortlib as am
+from amortlib import evaluation, gap, losses, models, networks
+
+NAN, INF = float("nan"), float("inf")
+GUM = models.GaussianUnknownMean
+MIX = models.GaussianMixtureExplicit
+
+
+def fit(*args, **kwargs):
+    return am.fit(*args, progress=False, num_steps=2, **kwargs)
+
+
+def minimize(*args, **kwargs):
+    return am.minimize(*args, progress=False, **kwargs)
+
+
+W = tf.Variable(1.0)
+
+ROWS = [
+    # --- models: parameters, sizes, seeds, observations
+    ("GaussianUnknownMean sigma0 < 0", lambda: GUM(sigma0=-1.0), ValueError, "sigma0"),
+    ("GaussianUnknownMean sigma nan", lambda: GUM(sigma=NAN), ValueError, "sigma"),
+    ("GaussianUnknownMean mu0 inf", lambda: GUM(mu0=INF), ValueError, "mu0"),
+    ("GaussianUnknownMean mu0 str", lambda: GUM(mu0="a"), ValueError, "mu0"),
+    ("sample batch_size 0", lambda: GUM().sample(0, seed=0), ValueError, "batch_size"),
+    ("sample batch_size 2.5", lambda: GUM().sample(2.5, seed=0), ValueError, "batch_size"),
+    ("sample seed -1", lambda: GUM().sample(3, seed=-1), ValueError, "seed"),
+    ("sample seed 2**31", lambda: GUM().sample(3, seed=2**31), ValueError, "seed"),
+    ("sample seed str", lambda: GUM().sample(3, seed="0"), ValueError, "seed"),
+    ("log_prob y nan", lambda: GUM().log_prob(0.0, [NAN]), ValueError, "y"),
+    ("log_prob y complex", lambda: GUM().log_prob(0.0, [1j]), ValueError, "y"),
+    ("posterior y nan", lambda: GUM().posterior([NAN]), ValueError, "y"),
+    ("posterior y 2-D", lambda: GUM().posterior(np.zeros((2, 2))), ValueError, "y"),
+    ("posterior y complex", lambda: GUM().posterior(np.ones(2) + 1j), ValueError, "y"),
+    ("mixture probs sum", lambda: MIX(probs=(0.5, 0.6)), ValueError, "probs"),
+    ("mixture probs < 0", lambda: MIX(probs=(1.5, -0.5)), ValueError, "probs"),
+    ("mixture scales 0", lambda: MIX(scales=(1.0, 0.0)), ValueError, "scales"),
+    ("mixture locs length", lambda: MIX(locs=(1.0, 2.0, 3.0)), ValueError, "locs"),
+    ("open universe k_probs", lambda: models.OpenUniverseMixture(k_probs=(1.0,)), ValueError,
+     "k_probs"),
+    ("open universe k_posterior nan", lambda: models.OpenUniverseMixture().k_posterior([NAN]),
+     ValueError, "y"),
+    # --- networks
+    ("LinearGaussian c 0", lambda: networks.LinearGaussian(c=0.0), ValueError, "c"),
+    ("LinearGaussian a nan", lambda: networks.LinearGaussian(a=NAN), ValueError, "a"),
+    ("LinearGaussian call nan", lambda: networks.LinearGaussian()([NAN]), ValueError, "y"),
+    ("MLP input_size 0", lambda: networks.MLP(0, (4,), 1), ValueError, "input_size"),
+    ("MLP hidden str", lambda: networks.MLP(1, "4", 1), ValueError, "hidden"),
+    ("MLP hidden 0", lambda: networks.MLP(1, (0,), 1), ValueError, "hidden"),
+    ("MLP seed None", lambda: networks.MLP(1, (4,), 1, seed=None), ValueError, "seed"),
+    ("MLPGaussian input_scale 0", lambda: networks.MLPGaussian(input_scale=0.0), ValueError,
+     "input_scale"),
+    ("CategoricalGaussian num_components 0", lambda: networks.CategoricalGaussian(0),
+     ValueError, "num_components"),
+    # --- losses
+    ("qp_loss seed None", lambda: losses.qp_loss(GUM(), networks.LinearGaussian(), None, [0.0],
+                                                 seed=None), ValueError, "seed"),
+    ("qp_loss empty", lambda: losses.qp_loss(GUM(), networks.LinearGaussian(), None, [],
+                                             seed=0), ValueError, "observations"),
+    ("pq_loss empty", lambda: losses.pq_loss(GUM(), networks.LinearGaussian(), [], []),
+     ValueError, "observations"),
+    ("pq_loss latents None", lambda: losses.pq_loss(GUM(), networks.LinearGaussian(), None,
+                                                    [0.0]), ValueError, "latents"),
+    ("qp_loss sample_size 0", lambda: losses.qp_loss(GUM(), networks.LinearGaussian(), None,
+                                                     [0.0], seed=0, sample_size=0),
+     ValueError, "sample_size"),
+    ("qp_loss estimator", lambda: losses.qp_loss(GUM(), networks.LinearGaussian(), None, [0.0],
+                                                 seed=0, estimator="gumbel"),
+     ValueError, "estimator"),
+    ("qp_loss baseline str", lambda: losses.qp_loss(
+        MIX(), networks.CategoricalGaussian(), None, [0.0], seed=0, estimator="reinforce",
+        sample_size=2, baseline="yes"), TypeError, "baseline"),
+    ("qp_loss 3 components for 2", lambda: losses.qp_loss(
+        MIX(), networks.CategoricalGaussian(3), None, [0.0], seed=0, estimator="enumerate"),
+     ValueError, "q_net .*CategoricalGaussian.* 3 components .*model"),
+    ("pq_loss network without k", lambda: losses.pq_loss(
+        models.OpenUniverseMixture(), networks.CategoricalGaussian(2),
+        *models.OpenUniverseMixture().sample(4, seed=0)),
+     ValueError, r"q_net .*CategoricalGaussian.*model .*OpenUniverseMixture"),
+    ("qp_loss y nan", lambda: losses.qp_loss(GUM(), networks.LinearGaussian(), None, [NAN],
+                                             seed=0), ValueError, "y"),
+    # --- evaluation
+    ("reverse_kl 3 components for 2", lambda: evaluation.reverse_kl(
+        MIX(), networks.CategoricalGaussian(3), [0.0]), ValueError, "components"),
+    ("forward_kl y nan", lambda: evaluation.forward_kl(GUM(), networks.LinearGaussian(),
+                                                       [NAN]), ValueError, "y"),
+    # --- training: fit
+    ("fit loss name", lambda: fit(GUM(), networks.LinearGaussian(), "kl"), ValueError, "loss"),
+    ("fit loss type", lambda: fit(GUM(), networks.LinearGaussian(), 3), TypeError, "loss"),
+    ("fit q_net not a module", lambda: fit(GUM(), lambda y: None, "qp"), TypeError, "q_net"),
+    ("fit q_net untrainable", lambda: fit(GUM(), tf.Module(), "qp"), ValueError, "q_net"),
+    ("fit pq with sample_size", lambda: fit(GUM(), networks.LinearGaussian(), "pq",
+                                            sample_size=3), ValueError, "sample_size"),
+    ("fit unknown option", lambda: fit(GUM(), networks.LinearGaussian(), "qp", samples=3),
+     ValueError, "samples"),
+    ("fit batch_size 0", lambda: fit(GUM(), networks.LinearGaussian(), "qp", batch_size=0),
+     ValueError, "batch_size"),
+    ("fit learning_rate nan", lambda: fit(GUM(), networks.LinearGaussian(), "qp",
+                                          learning_rate=NAN), ValueError, "learning_rate"),
+    ("fit seed None", lambda: fit(GUM(), networks.LinearGaussian(), "qp", seed=None),
+     ValueError, "seed"),
+    ("fit anneal str", lambda: fit(GUM(), networks.LinearGaussian(), "qp", anneal="yes"),
+     TypeError, "anneal"),
+    ("fit progress int", lambda: am.fit(GUM(), networks.LinearGaussian(), "qp", num_steps=2,
+                                        progress=2), TypeError, "progress"),
+    ("fit data empty", lambda: fit(GUM(), networks.LinearGaussian(), "qp", data=[]),
+     ValueError, "data"),
+    ("fit data nan", lambda: fit(GUM(), networks.LinearGaussian(), "qp", data=[0.0, NAN]),
+     ValueError, "data"),
+    ("fit data complex", lambda: fit(GUM(), networks.LinearGaussian(), "qp", data=[1j, 2.0]),
+     ValueError, "data"),
+    ("fit data pair rows", lambda: fit(GUM(), networks.LinearGaussian(), "pq",
+                                       data=(np.zeros(2), np.zeros(3))), ValueError, "latents"),
+    ("fit data pair as a list", lambda: fit(GUM(), networks.LinearGaussian(), "qp",
+                                            data=[np.zeros(3), np.zeros(3)]),
+     ValueError, "tuple"),
+    ("fit pq observations only", lambda: fit(GUM(), networks.LinearGaussian(), "pq",
+                                             data=np.zeros(3)), ValueError, "data"),
+    ("fit trace_fn not callable", lambda: fit(GUM(), networks.LinearGaussian(), "qp",
+                                              trace_fn=3), TypeError, "trace_fn"),
+    ("fit train_model plain model", lambda: fit(GUM(), networks.LinearGaussian(), "qp",
+                                                train_model=True), TypeError, "train_model"),
+    ("fit 3 components for 2", lambda: fit(MIX(), networks.CategoricalGaussian(3), "qp",
+                                           estimator="enumerate"), ValueError, "components"),
+    ("fit open universe with CategoricalGaussian", lambda: fit(
+        models.OpenUniverseMixture(), networks.CategoricalGaussian(2), "pq"),
+     ValueError, "latents"),
+    # --- training: minimize
+    ("minimize constant tensor", lambda: minimize(lambda s: W, [tf.constant(1.0)], num_steps=1,
+                                                  learning_rate=0.1), TypeError, "variables"),
+    ("minimize no variables", lambda: minimize(lambda s: W, [], num_steps=1,
+                                               learning_rate=0.1), ValueError, "variables"),
+    ("minimize non-trainable", lambda: minimize(
+        lambda s: W, [tf.Variable(1.0, trainable=False)], num_steps=1, learning_rate=0.1),
+     TypeError, "variables"),
+    ("minimize loss_fn not callable", lambda: minimize(3.0, [W], num_steps=1,
+                                                       learning_rate=0.1),
+     TypeError, "loss_fn"),
+    ("minimize num_steps 0", lambda: minimize(lambda s: W, [W], num_steps=0, learning_rate=0.1),
+     ValueError, "num_steps"),
+    ("minimize no learning_rate", lambda: minimize(lambda s: W, [W], num_steps=1), ValueError,
+     "learning_rate"),
+    ("minimize learning_rate < 0", lambda: minimize(lambda s: W, [W], num_steps=1,
+                                                    learning_rate=-1.0),
+     ValueError, "learning_rate"),
+    ("minimize loss not scalar", lambda: minimize(lambda s: W * tf.ones(2), [W], num_steps=1,
+                                                  learning_rate=0.1), ValueError, "scalar"),
+    ("minimize divergence_factor 1", lambda: minimize(lambda s: W, [W], num_steps=1,
+                                                      learning_rate=0.1, divergence_factor=1),
+     ValueError, "divergence_factor"),
+    ("Adam learning_rate 0", lambda: am.Adam(0.0), ValueError, "learning_rate"),
+    ("running_mean window 0", lambda: am.running_mean([1.0], window=0), ValueError, "window"),
+    ("running_mean 2-D", lambda: am.running_mean(np.ones((2, 2))), ValueError, "values"),
+    ("History.seconds_per_step by hand", lambda: am.History(
+        np.ones(2), {}, np.ones(2)).seconds_per_step, ValueError, "chunk times"),
+    # --- gap
+    ("steps_to_converge empty", lambda: gap.steps_to_converge([], 1.0), ValueError, "loss"),
+    ("steps_to_converge target 0", lambda: gap.steps_to_converge([1.0], 0.0), ValueError,
+     "target"),
+    ("steps_to_converge elapsed shape", lambda: gap.steps_to_converge([1.0, 2.0], 1.0,
+                                                                      elapsed=[1.0]),
+     ValueError, "elapsed"),
+]
+
+
+@pytest.mark.parametrize("make, error, pattern", [row[1:] for row in ROWS],
+                         ids=[row[0] for row in ROWS])
+def test_bad_input_is_a_clear_error_naming_the_argument(make, error, pattern):
+    with pytest.raises(error, match=pattern):
+        make()
+
+
+def test_the_table_is_large():
+    assert len(ROWS) >= 70 and len({row[0] for row in ROWS}) == len(ROWS)
