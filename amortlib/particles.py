@@ -438,7 +438,7 @@ class ConstantCategorical(tf.Module):
         self.logits = tf.Variable(values, dtype=_checks.DTYPE, name="logits")
 
     def __call__(self, y) -> networks.Categorical:
-        """Return $q(z \mid y)$, batched over ``y``."""
+        r"""Return $q(z \mid y)$, batched over ``y``."""
         y = _checks.observations(y)
         shape = tf.concat([tf.shape(y), tf.shape(self.logits)[-1:]], 0)
         return networks.Categorical(logits=tf.broadcast_to(self.logits, shape))
