@@ -18,6 +18,7 @@ Modules, named after the ideas of the book:
 - `amortlib.linear_vae`: the linear VAE (probabilistic PCA) learned jointly with its encoder,
   solved exactly;
 - `amortlib.sets`: models with data sets of any size and the DeepSets summary network;
+- `amortlib.particles`: the IWAE bound, reweighted wake-sleep and VIMCO, analysed exactly;
 - `amortlib.refinement`: per-observation ELBO steps from a network's output, the best Gaussian;
 - `amortlib.importance`: importance weights, chi-square, effective sample size and Pareto k.
 """
@@ -33,6 +34,7 @@ from amortlib import (  # noqa: E402
     hierarchical,
     importance,
     linear_vae,
+    particles,
     refinement,
     sequential,
     sets,
@@ -95,6 +97,7 @@ __all__ = [
     "kl_divergence",
     "linear_vae",
     "minimize",
+    "particles",
     "pq_loss",
     "qp_loss",
     "refinement",
