@@ -182,6 +182,13 @@ def test_references_have_author_title_year():
             assert re.search(rf"^\s*{field}\s*=", entry, re.M), (field, entry.splitlines()[0])
 
 
+def test_references_bib_parses():
+    """The parser the build uses reads every entry (a lost closing brace stops the whole build)."""
+    from pybtex.database import parse_file
+
+    assert set(parse_file(str(BOOK / "references.bib")).entries) == bib_keys()
+
+
 def test_bibliography_page_lists_the_references():
     assert re.search(r"```\{bibliography\}", (BOOK / "bibliography.md").read_text())
 
