@@ -48,7 +48,7 @@ class History:
 
     @property
     def seconds_per_step(self) -> float:
-        """Steady-state wall time of one step: the median over the chunks after the first.
+        """Steady-state wall time of one step, the median over the chunks after the first.
 
         Each chunk's time is divided by its number of steps; the median resists a burst of other
         work on the machine during a few chunks. With a single chunk, that chunk's time per step
