@@ -16,8 +16,8 @@ from:
 Inference functions (each a `tf.Module` mapping inputs of shape ``[N, input_dim]`` to
 ``(loc, scale)``, both ``[N, local_dim]``): `Constant` (the same $q$ for every $n$, which is
 `Polynomial` of degree 0), `Polynomial` of degree $d$ (in each input coordinate, no cross
-terms), `MLP` of width $k$ (two ReLU hidden layers by default; one network for the mean and one
-for the log standard deviation).
+terms), `MLPFunction` of width $k$ (two `amortlib.networks.MLP` with ReLU hidden layers, one
+for the mean and one for the log standard deviation).
 
 `VariationalPosterior` joins $q(\theta)$ to a local family. Then:
 
@@ -54,6 +54,7 @@ import tensorflow_probability as tfp
 from amortlib import _checks
 from amortlib.hierarchical import HierarchicalModel, _as_data
 from amortlib.history import History, running_mean
+from amortlib.networks import MLP
 from amortlib.training import minimize
 
 tfd = tfp.distributions
@@ -65,7 +66,7 @@ __all__ = [
     "Estimate",
     "GradientMoments",
     "Factorized",
-    "MLP",
+    "MLPFunction",
     "Polynomial",
     "Refinement",
     "VariationalPosterior",
@@ -199,12 +200,13 @@ class Constant(Polynomial):
         super().__init__(0, local_dim=local_dim, input_dim=input_dim, name=name)
 
 
-class MLP(tf.Module):
-    r"""Inference function: two multilayer perceptrons of width $k$, for the mean and the log sd.
+class MLPFunction(tf.Module):
+    r"""Inference function: two `amortlib.networks.MLP` of width $k$, for the mean and the log sd.
 
-    Each has ``hidden_layers`` ReLU layers of ``width`` units (He-uniform weights, zero biases,
-    drawn from ``seed``) and a linear output layer initialised at zero, so training starts from
-    $q(z_n) = \mathcal N(0, 1)$ for every $n$.
+    Each has ``hidden_layers`` ReLU layers of ``width`` units (He-uniform weights, zero biases)
+    and a linear output layer initialised at zero, so training starts from
+    $q(z_n) = \mathcal N(0, 1)$ for every $n$. The mean's network draws its weights from
+    ``seed`` folded with 0, the log standard deviation's from ``seed`` folded with 1.
 
     Args:
         width: units per hidden layer, $k \ge 1$.
@@ -215,9 +217,9 @@ class MLP(tf.Module):
         name: name of the module.
 
     Example:
-        >>> f = MLP(4)
-        >>> [tuple(v.shape) for v in f.loc_layers[0]]
-        [(1, 4), (4,)]
+        >>> f = MLPFunction(4)
+        >>> [tuple(w.shape) for w in f.loc_net.weights]
+        [(1, 4), (4, 4), (4, 1)]
     """
 
     def __init__(self, width: int, local_dim: int = 1, input_dim: int = 1, hidden_layers: int = 2,
@@ -227,34 +229,16 @@ class MLP(tf.Module):
         self.local_dim = _checks.positive_int("local_dim", local_dim)
         self.input_dim = _checks.positive_int("input_dim", input_dim)
         self.hidden_layers = _checks.positive_int("hidden_layers", hidden_layers)
-        base = _checks.seed(seed)
-        self.loc_layers = self._layers(tf.random.experimental.stateless_fold_in(base, 0))
-        self.log_scale_layers = self._layers(tf.random.experimental.stateless_fold_in(base, 1))
-
-    def _layers(self, seed):
-        sizes = [self.input_dim] + [self.width] * self.hidden_layers
-        layers = []
-        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            limit = math.sqrt(6.0 / fan_in)
-            w = tf.random.stateless_uniform(
-                [fan_in, fan_out], tf.random.experimental.stateless_fold_in(seed, i), -limit, limit
-            )
-            layers.append((tf.Variable(w), tf.Variable(tf.zeros([fan_out]))))
-        layers.append((tf.Variable(tf.zeros([self.width, self.local_dim])),
-                       tf.Variable(tf.zeros([self.local_dim]))))
-        return layers
-
-    @staticmethod
-    def _forward(layers, h):
-        for w, b in layers[:-1]:
-            h = tf.nn.relu(h @ w + b)
-        w, b = layers[-1]
-        return h @ w + b
+        base = _checks.integer_seed(seed)
+        self.loc_net, self.log_scale_net = (
+            MLP(self.input_dim, [self.width] * self.hidden_layers, self.local_dim,
+                activation="relu", initialiser="he", zero_output=True,
+                seed=tf.random.experimental.stateless_fold_in(base, i))
+            for i in (0, 1))
 
     def __call__(self, inputs):
         """Return ``(loc, scale)``, each ``[N, local_dim]``."""
-        return (self._forward(self.loc_layers, inputs),
-                tf.exp(self._forward(self.log_scale_layers, inputs)))
+        return self.loc_net(inputs), tf.exp(self.log_scale_net(inputs))
 
 
 # ---------------------------------------------------------------- local families
@@ -298,7 +282,7 @@ class Amortized(tf.Module):
     r"""A-VI's local family: $\nu_n = f_\phi(\text{input}_n)$ for one inference function $f_\phi$.
 
     Args:
-        inference_function: a `Constant`, `Polynomial`, `MLP` or any module with attributes
+        inference_function: a `Constant`, `Polynomial`, `MLPFunction` or any module with attributes
             ``input_dim`` and ``local_dim`` mapping ``[N, input_dim]`` to ``(loc, scale)``.
         inputs: ``"x"``: the input of $z_n$ is $x_n$ (``input_dim`` = $D$, the size of one
             observation); ``"lagged"``: it is $(x_{n-1}, x_n)$ for $n \ge 2$ (``input_dim`` =
@@ -579,7 +563,7 @@ def fit_vi(model: HierarchicalModel, local_family, x, *, num_steps: int, learnin
     the same posterior object, its $q(\theta)$ reset to ``theta_loc`` and ``theta_scale``, and
     reuses the compiled loop; the family keeps its trained values unless you re-initialise them
     in place first, for example from a new family of the same shape:
-    ``for v, w in zip(family.variables, gap.Amortized(gap.MLP(k, seed=s)).variables):
+    ``for v, w in zip(family.variables, gap.Amortized(gap.MLPFunction(k, seed=s)).variables):
     v.assign(w)``. Another ``seed``, ``num_steps`` or ``learning_rate`` costs no tracing.
 
     Raises:

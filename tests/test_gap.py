@@ -109,7 +109,7 @@ def test_constant_inference_function_leaves_the_predicted_gap(linear):
 
 def test_fit_vi_is_deterministic(linear):
     model, x = linear
-    runs = [gap.fit_vi(model, gap.Amortized(gap.MLP(3, seed=1)), x, num_steps=50,
+    runs = [gap.fit_vi(model, gap.Amortized(gap.MLPFunction(3, seed=1)), x, num_steps=50,
                        learning_rate=0.01, seed=5)[1].loss for _ in range(2)]
     np.testing.assert_array_equal(*runs)
 
@@ -140,7 +140,7 @@ def test_lagged_inputs_give_z1_free_parameters():
 
 
 def test_mlp_starts_at_standard_normal_and_has_two_networks():
-    f = gap.MLP(5, hidden_layers=2)
+    f = gap.MLPFunction(5, hidden_layers=2)
     loc, scale = f(tf.constant([[0.3], [-2.0]]))
     np.testing.assert_array_equal(loc, 0.0)
     np.testing.assert_array_equal(scale, 1.0)
@@ -164,8 +164,8 @@ def test_steps_to_converge_uses_a_trailing_running_mean():
     [
         (lambda: gap.Polynomial(-1), "degree"),
         (lambda: gap.Polynomial(1.5), "degree"),
-        (lambda: gap.MLP(0), "width"),
-        (lambda: gap.MLP(2, hidden_layers=0), "hidden_layers"),
+        (lambda: gap.MLPFunction(0), "width"),
+        (lambda: gap.MLPFunction(2, hidden_layers=0), "hidden_layers"),
         (lambda: gap.Constant(local_dim=0), "local_dim"),
         (lambda: gap.Amortized(gap.Constant(), inputs="y"), "inputs"),
         (lambda: gap.Amortized(object()), "inference_function"),
