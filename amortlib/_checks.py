@@ -258,3 +258,49 @@ def model_and_network(model, q_net, q) -> None:
             f"q_net ({type(q_net).__name__}) gives a distribution over "
             f"{list(q_names) if q_names else 'one latent'} but model ({type(model).__name__}) "
             f"has the latents {list(names)}")
+
+
+_SHAPES = {1: "[N]", 2: "[N, D]"}
+
+
+def data(value, name: str = "x", *, ranks: tuple[int, ...] = (1, 2), min_points: int = 1,
+         numpy: bool = False):
+    """Data of Part II's models: real, finite, of rank in ``ranks``, with enough data points.
+
+    The first axis indexes the data points $x_1, \\dots, x_N$. The TensorFlow models and the
+    variational families take a float32 tensor; the exact NumPy algebra (``numpy=True``) takes a
+    float64 array, converted directly so that no float32 rounding enters exact computations.
+
+    Args:
+        value: the data.
+        name: the argument's name, for the error message.
+        ranks: the allowed numbers of axes (1: ``[N]``, 2: ``[N, D]``).
+        min_points: the least $N$.
+        numpy: return a float64 NumPy array instead of a float32 tensor.
+
+    Raises:
+        ValueError: if ``value`` is not real numbers (complex numbers are refused, not cut to
+            their real part), has another rank or fewer than ``min_points`` points, or (when
+            run eagerly) holds a NaN or an infinity.
+    """
+    if not isinstance(value, tf.Tensor | tf.Variable) and np.iscomplexobj(value):
+        raise ValueError(f"{name} must be real numbers, got complex {value!r:.80}")
+    try:
+        tensor = tf.convert_to_tensor(value, dtype_hint=DTYPE)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be numeric, got {value!r:.80}") from None
+    if not (tensor.dtype.is_floating or tensor.dtype.is_integer):
+        raise ValueError(f"{name} must be numeric, got a tensor of {tensor.dtype.name}")
+    if tensor.shape.rank not in ranks or tensor.shape[0] < min_points:
+        shapes = " or ".join(_SHAPES[r] for r in ranks)
+        raise ValueError(f"{name} must have shape {shapes} with N >= {min_points}, got "
+                         f"{tuple(tensor.shape)}")
+    if numpy:
+        array = np.asarray(value, dtype=np.float64)
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"{name} must be finite (it holds a NaN or an infinity)")
+        return array
+    tensor = tf.cast(tensor, DTYPE)
+    if tf.executing_eagerly() and not bool(tf.reduce_all(tf.math.is_finite(tensor))):
+        raise ValueError(f"{name} must be finite (it holds a NaN or an infinity)")
+    return tensor

@@ -52,22 +52,6 @@ __all__ = [
 _LOG_2PI = math.log(2 * math.pi)
 
 
-def _as_data(x, name: str = "x") -> tf.Tensor:
-    """Convert data to a float32 tensor of shape [N] or [N, D] with N >= 1, checking finiteness."""
-    try:
-        x = tf.convert_to_tensor(x, dtype_hint=_checks.DTYPE)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be numeric, got {x!r}") from None
-    if not (x.dtype.is_floating or x.dtype.is_integer):
-        raise ValueError(f"{name} must be numeric, got a tensor of {x.dtype.name}")
-    x = tf.cast(x, _checks.DTYPE)
-    if x.shape.rank not in (1, 2) or x.shape[0] == 0:
-        raise ValueError(f"{name} must have shape [N] or [N, D] with N >= 1, got {tuple(x.shape)}")
-    if tf.executing_eagerly() and not bool(tf.reduce_all(tf.math.is_finite(x))):
-        raise ValueError(f"{name} must be finite")
-    return x
-
-
 def _stateless(seed) -> tf.Tensor:
     """A stateless seed from an integer or seed tensor; a fresh random one for None."""
     if seed is None:
@@ -94,7 +78,7 @@ class HierarchicalModel:
 
     def check_latents(self, theta, z, x):
         """Convert and check the shapes of ``theta``, ``z`` and ``x`` for ``log_joint``."""
-        x = _as_data(x)
+        x = _checks.data(x)
         theta = tf.convert_to_tensor(theta, dtype=_checks.DTYPE)
         z = tf.convert_to_tensor(z, dtype=_checks.DTYPE)
         if theta.shape.rank != 2 or theta.shape[-1] != self.global_dim:
@@ -267,7 +251,7 @@ class LinearModel(HierarchicalModel):
 
     @staticmethod
     def _numpy_data(x) -> np.ndarray:
-        x = np.asarray(_as_data(x).numpy(), dtype=np.float64)
+        x = np.asarray(_checks.data(x).numpy(), dtype=np.float64)
         if x.ndim != 1:
             raise ValueError(f"x must have shape [N] for LinearModel, got {x.shape}")
         return x
@@ -409,7 +393,7 @@ class NonlinearModel(HierarchicalModel):
         """
         if self.noise != "exp-cos":
             raise ValueError("noise must be 'exp-cos' for a finite ELBO (with 'cos' it is -inf)")
-        x = np.asarray(_as_data(x).numpy(), np.float64)
+        x = np.asarray(_checks.data(x).numpy(), np.float64)
         if x.ndim != 1:
             raise ValueError(f"x must have shape [N] for NonlinearModel, got {x.shape}")
         num_nodes = _checks.positive_int("num_nodes", num_nodes)
