@@ -375,7 +375,7 @@ def fvi_refinement(model: HierarchicalModel, posterior: VariationalPosterior, x,
             the diagnostic reads a negative gain.
         sample_size: draws per step.
         eval_sample_size: paired draws for the gain estimate (>= 2).
-        seed: an integer seed.
+        seed: an integer seed: the F-VI steps use it, the gain's draws a seed folded from it.
 
     Returns:
         A `Refinement` ``(gain, posterior, history)``, ``gain`` = ELBO(refined) $-$ ELBO(start).
@@ -389,7 +389,10 @@ def fvi_refinement(model: HierarchicalModel, posterior: VariationalPosterior, x,
         sample_size=sample_size, theta_loc=posterior.theta_loc.numpy(),
         theta_scale=np.exp(posterior.theta_log_scale.numpy()), seed=seed,
     )
-    gain = elbo_difference(model, refined, posterior, x, sample_size=eval_sample_size, seed=seed)
+    # The evaluation draws must not be the training draws: their own seed, folded from seed.
+    eval_seed = tf.random.experimental.stateless_fold_in(_checks.seed(seed), 1)
+    gain = elbo_difference(model, refined, posterior, x, sample_size=eval_sample_size,
+                           seed=eval_seed)
     return Refinement(gain=gain, posterior=refined, history=history)
 
 

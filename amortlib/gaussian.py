@@ -51,32 +51,35 @@ class MeanField(NamedTuple):
 
 
 def _information_form(precision, linear) -> tuple[np.ndarray, np.ndarray]:
-    precision = np.asarray(precision, dtype=np.float64)
-    linear = np.asarray(linear, dtype=np.float64)
-    if precision.ndim != 2 or precision.shape[0] != precision.shape[1]:
-        raise ValueError(f"precision must be a square matrix, got shape {precision.shape}")
+    precision = _checks.precision(precision)
+    try:
+        linear = np.asarray(linear, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"linear must be a vector of real numbers, got {linear!r:.80}") from None
     if linear.shape != precision.shape[:1]:
         raise ValueError(
             f"linear must have shape {precision.shape[:1]} to match precision, got {linear.shape}"
         )
-    if not (np.all(np.isfinite(precision)) and np.all(np.isfinite(linear))):
-        raise ValueError("precision and linear must be finite")
-    if not np.allclose(precision, precision.T):
-        raise ValueError("precision must be symmetric")
-    if not is_positive_definite(precision):
-        raise ValueError(
-            "precision must be positive definite: otherwise there is no Gaussian posterior and "
-            "no optimum (the ELBO is unbounded above along an eigenvector with eigenvalue <= 0)"
-        )
+    if not np.all(np.isfinite(linear)):
+        raise ValueError("linear must be finite")
     return precision, linear
 
 
 def is_positive_definite(matrix) -> bool:
-    """Whether a symmetric matrix is positive definite (its Cholesky factorization exists)."""
-    matrix = np.asarray(matrix, dtype=np.float64)
+    """Whether ``matrix`` is a finite, symmetric, positive definite matrix.
+
+    False, not an error, for anything else: a NaN or an infinity, a non-square or non-symmetric
+    matrix (whose Cholesky factorization NumPy would compute from one triangle alone), or a
+    matrix with an eigenvalue <= 0.
+
+    Example:
+        >>> is_positive_definite([[2.0, 1.0], [1.0, 2.0]]), is_positive_definite([[1.0, 3.0],
+        ...                                                                     [0.0, 1.0]])
+        (True, False)
+    """
     try:
-        np.linalg.cholesky(matrix)
-    except np.linalg.LinAlgError:
+        _checks.precision(matrix, "matrix")
+    except ValueError:
         return False
     return True
 
@@ -175,8 +178,10 @@ def mean_field_kl(precision, linear, q: MeanField) -> float:
     variances = np.asarray(q.variances, dtype=np.float64)
     if means.shape != linear.shape or variances.shape != linear.shape:
         raise ValueError(f"q must have means and variances of shape {linear.shape}")
-    if not np.all(variances > 0):
-        raise ValueError("q.variances must be positive")
+    if not np.all(np.isfinite(means)):
+        raise ValueError("q.means must be finite")
+    if not np.all((variances > 0) & np.isfinite(variances)):
+        raise ValueError("q.variances must be positive and finite")
     error = means - np.linalg.solve(precision, linear)
     _, logdet = np.linalg.slogdet(precision)
     trace = np.sum(np.diag(precision) * variances)
@@ -201,20 +206,19 @@ def mean_field_elbo(log_joint_at_means: float, precision, variances=None) -> flo
 
     Args:
         log_joint_at_means: $\log p(m, x)$.
-        precision: $\Lambda$, [D, D].
-        variances: the $v_i$, [D], positive; default $1/\Lambda_{ii}$.
+        precision: $\Lambda$, [D, D], symmetric positive definite.
+        variances: the $v_i$, [D], positive and finite; default $1/\Lambda_{ii}$.
 
     Example:
         >>> round(mean_field_elbo(0.0, [[1.0]]), 4)  # log p(m, x) + log(2 pi) / 2
         0.9189
     """
     log_joint_at_means = _checks.finite_scalar("log_joint_at_means", log_joint_at_means)
-    diagonal = np.diag(np.asarray(precision, dtype=np.float64))
-    if not np.all(diagonal > 0):
-        raise ValueError("precision must have a positive diagonal")
+    diagonal = np.diag(_checks.precision(precision))
     variances = 1 / diagonal if variances is None else np.asarray(variances, dtype=np.float64)
-    if variances.shape != diagonal.shape or not np.all(variances > 0):
-        raise ValueError(f"variances must be positive, of shape {diagonal.shape}")
+    if (variances.shape != diagonal.shape or not np.all(variances > 0)
+            or not np.all(np.isfinite(variances))):
+        raise ValueError(f"variances must be positive and finite, of shape {diagonal.shape}")
     return log_joint_at_means + 0.5 * float(
         np.sum(np.log(2 * math.pi * math.e * variances) - diagonal * variances)
     )

@@ -52,13 +52,6 @@ __all__ = [
 _LOG_2PI = math.log(2 * math.pi)
 
 
-def _stateless(seed) -> tf.Tensor:
-    """A stateless seed from an integer or seed tensor; a fresh random one for None."""
-    if seed is None:
-        return tf.random.uniform([2], 0, 2**31 - 1, dtype=tf.int32)
-    return _checks.seed(seed)
-
-
 class HierarchicalModel:
     """Base class: a model $p(\\theta) \\prod_n p(z_n \\mid \\theta) p(x_n \\mid z_n, \\theta)$.
 
@@ -69,7 +62,11 @@ class HierarchicalModel:
     local_dim: int = 1
 
     def sample(self, num_points: int, seed=None):
-        """Draw ``(theta, z, x)`` with ``num_points`` data points."""
+        """Draw ``(theta, z, x)`` with ``num_points`` data points.
+
+        ``seed`` (an integer or a stateless seed tensor) is required: None is refused with a
+        `ValueError`, as everywhere in amortlib (see ``_checks.seed``).
+        """
         raise NotImplementedError
 
     def log_joint(self, theta, z, x) -> tf.Tensor:
@@ -159,7 +156,7 @@ class LinearModel(HierarchicalModel):
         """
         num_points = _checks.positive_int("num_points", num_points)
         theta = _checks.finite_scalar("theta", theta)
-        z_seed, noise_seed = tfp.random.split_seed(_stateless(seed))
+        z_seed, noise_seed = tfp.random.split_seed(_checks.seed(seed))
         z = tf.random.stateless_normal([num_points, 1], z_seed)
         noise = tf.random.stateless_normal([num_points], noise_seed)
         x = theta + self.tau * z[:, 0] + self.sigma * noise
@@ -302,7 +299,7 @@ class NonlinearModel(HierarchicalModel):
     def sample(self, num_points: int, seed=None):
         """Draw ``(theta [1], z [N, 1], x [N])`` from the model."""
         num_points = _checks.positive_int("num_points", num_points)
-        s1, s2, s3 = tfp.random.split_seed(_stateless(seed), 3)
+        s1, s2, s3 = tfp.random.split_seed(_checks.seed(seed), 3)
         theta = tf.random.stateless_normal([1], s1)
         z = tf.random.stateless_normal([num_points, 1], s2)
         x = self.mean(theta, z[:, 0]) + self.sd(z[:, 0]) * tf.random.stateless_normal(
@@ -509,7 +506,7 @@ class BayesianDecoder(HierarchicalModel):
     def sample(self, num_points: int, seed=None):
         """Draw ``(theta [P], z [N, d], x [N, D])`` from the model."""
         num_points = _checks.positive_int("num_points", num_points)
-        s1, s2, s3 = tfp.random.split_seed(_stateless(seed), 3)
+        s1, s2, s3 = tfp.random.split_seed(_checks.seed(seed), 3)
         theta = self.prior_sd * tf.random.stateless_normal([1, self.global_dim], s1)
         z = tf.random.stateless_normal([1, num_points, self.local_dim], s2)
         mean = self.decode(theta, z)[0]

@@ -162,7 +162,7 @@ class MLP(tf.Module):
         self.activation = _checks.one_of("activation", activation, tuple(_ACTIVATIONS))
         self.initialiser = _checks.one_of("initialiser", initialiser, _INITIALISERS)
         zero_output = _checks.boolean("zero_output", zero_output)
-        base = _checks.required_seed(seed)
+        base = _checks.seed(seed)
         self.weights, self.biases = [], []
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             last = i == len(sizes) - 2
@@ -192,6 +192,26 @@ class MLP(tf.Module):
             if i < len(self.weights) - 1:
                 h = activation(h)
         return tf.reshape(h, tf.concat([leading, [h.shape[-1]]], 0))
+
+
+#: Offset between the integer seeds of a network's MLPs (see `_sub_seeds`).
+_SEED_STRIDE = 1000
+
+
+def _sub_seeds(seed, count: int) -> list[int]:
+    """Integer seeds of a network's ``count`` MLPs: ``seed``, ``seed + 1000``, ...
+
+    The one exception to the library's rule of folding sub-seeds (`_checks.seed`): Part I's
+    chapters were calibrated with these initial weights, and folded seeds change them enough to
+    move several of their checked results. The seed is checked first, so a seed whose offsets
+    would pass $2^{31}$ is refused naming the value that was passed.
+    """
+    _checks.integer_seed(seed)
+    top = int(seed) + _SEED_STRIDE * (count - 1)
+    if top >= 2**31:
+        raise ValueError(f"seed must be below 2**31 - {_SEED_STRIDE * (count - 1)} for a network "
+                         f"of {count} MLPs, got {seed}")
+    return [int(seed) + _SEED_STRIDE * i for i in range(count)]
 
 
 class _Standardised(tf.Module):
@@ -226,7 +246,8 @@ class MLPGaussian(_Standardised):
     Args:
         hidden: hidden-layer widths of each MLP.
         input_loc, input_scale: centre and scale of typical observations.
-        seed: an integer seed for the initial weights.
+        seed: an integer seed for the initial weights (the first MLP's; the others' are offset
+            from it by 1000 each).
         name: name of the module.
 
     Example:
@@ -239,8 +260,9 @@ class MLPGaussian(_Standardised):
                  input_scale: float = 1.0, seed: int = 0, name: str | None = None):
         super().__init__(name=name)
         self._set_input(input_loc, input_scale)
-        self.mean_net = MLP(1, hidden, 1, seed=seed)
-        self.log_sd_net = MLP(1, hidden, 1, seed=seed + 1000)
+        mean_seed, log_sd_seed = _sub_seeds(seed, 2)
+        self.mean_net = MLP(1, hidden, 1, seed=mean_seed)
+        self.log_sd_net = MLP(1, hidden, 1, seed=log_sd_seed)
 
     def loc(self, y) -> tf.Tensor:
         r"""$\eta^1(y)$, the mean of $q(x \mid y)$."""
@@ -268,7 +290,8 @@ class CategoricalGaussian(_Standardised):
         num_components: $K$, the number of values of $z$.
         hidden: hidden-layer widths of each MLP.
         input_loc, input_scale: centre and scale of typical observations.
-        seed: an integer seed for the initial weights.
+        seed: an integer seed for the initial weights (the first MLP's; the others' are offset
+            from it by 1000 each).
         name: name of the module.
 
     Example:
@@ -284,9 +307,10 @@ class CategoricalGaussian(_Standardised):
         self.num_components = _checks.positive_int("num_components", num_components)
         self._set_input(input_loc, input_scale)
         k = self.num_components
-        self.logits_net = MLP(1, hidden, k, seed=seed)
-        self.mean_net = MLP(1 + k, hidden, 1, seed=seed + 1000)
-        self.log_sd_net = MLP(1 + k, hidden, 1, seed=seed + 2000)
+        seeds = _sub_seeds(seed, 3)
+        self.logits_net = MLP(1, hidden, k, seed=seeds[0])
+        self.mean_net = MLP(1 + k, hidden, 1, seed=seeds[1])
+        self.log_sd_net = MLP(1 + k, hidden, 1, seed=seeds[2])
 
     def z_given_y(self, y) -> Categorical:
         r"""$q(z \mid y)$."""
@@ -325,7 +349,8 @@ class OpenUniverseNetwork(_Standardised):
         padding_probs: the model's prior of $z$ (``model.probs``); its length is $K$.
         hidden: hidden-layer widths of each MLP.
         input_loc, input_scale: centre and scale of typical observations.
-        seed: an integer seed for the initial weights.
+        seed: an integer seed for the initial weights (the first MLP's; the others' are offset
+            from it by 1000 each).
         name: name of the module.
 
     Raises:
@@ -344,11 +369,12 @@ class OpenUniverseNetwork(_Standardised):
         self.padding_probs = _checks.probability_vector("padding_probs", padding_probs)
         self._set_input(input_loc, input_scale)
         k = self.num_components = len(self.padding_probs)
-        self.k_net = MLP(1, hidden, 2, seed=seed)
-        self.z_net = MLP(1, hidden, k, seed=seed + 1000)
-        self.single_net = MLP(1, hidden, 2, seed=seed + 2000)  # mean and log sd for k = 1
-        self.mean_net = MLP(1 + k, hidden, 1, seed=seed + 3000)
-        self.log_sd_net = MLP(1 + k, hidden, 1, seed=seed + 4000)
+        seeds = _sub_seeds(seed, 5)
+        self.k_net = MLP(1, hidden, 2, seed=seeds[0])
+        self.z_net = MLP(1, hidden, k, seed=seeds[1])
+        self.single_net = MLP(1, hidden, 2, seed=seeds[2])  # mean and log sd for k = 1
+        self.mean_net = MLP(1 + k, hidden, 1, seed=seeds[3])
+        self.log_sd_net = MLP(1 + k, hidden, 1, seed=seeds[4])
 
     def k_given_y(self, y) -> FiniteDiscrete:
         r"""$q(k \mid y)$ on the outcomes $\{1, 2\}$."""
