@@ -87,6 +87,19 @@ def one_of(name: str, value, choices) -> str:
     return value
 
 
+def _real_tensor(name: str, value) -> tf.Tensor:
+    """``value`` as a tensor of real numbers (floating or integer), or a `ValueError`."""
+    if not isinstance(value, tf.Tensor | tf.Variable) and np.iscomplexobj(value):
+        raise ValueError(f"{name} must be real numbers, got complex {value!r:.80}")
+    try:
+        tensor = tf.convert_to_tensor(value, dtype_hint=DTYPE)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be numeric, got {value!r:.80}") from None
+    if not (tensor.dtype.is_floating or tensor.dtype.is_integer):
+        raise ValueError(f"{name} must be numeric, got a tensor of {tensor.dtype.name}")
+    return tensor
+
+
 def observations(y, name: str = "y") -> tf.Tensor:
     """Convert scalar observations to a float tensor of shape [] or [batch_size].
 
@@ -94,14 +107,7 @@ def observations(y, name: str = "y") -> tf.Tensor:
         ValueError: if `y` is not numeric, has more than one dimension, or (when run eagerly)
             holds a NaN or an infinity.
     """
-    if not isinstance(y, tf.Tensor | tf.Variable) and np.iscomplexobj(y):
-        raise ValueError(f"{name} must be real numbers, got complex {y!r:.80}")
-    try:
-        y = tf.convert_to_tensor(y, dtype_hint=DTYPE)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be numeric, got {y!r}") from None
-    if not (y.dtype.is_floating or y.dtype.is_integer):
-        raise ValueError(f"{name} must be numeric, got a tensor of {y.dtype.name}")
+    y = _real_tensor(name, y)
     if y.dtype != DTYPE:
         y = tf.cast(y, DTYPE)
     if y.shape.rank is not None and y.shape.rank > 1:
@@ -294,14 +300,7 @@ def data(value, name: str = "x", *, ranks: tuple[int, ...] = (1, 2), min_points:
             their real part), has another rank or fewer than ``min_points`` points, or (when
             run eagerly) holds a NaN or an infinity.
     """
-    if not isinstance(value, tf.Tensor | tf.Variable) and np.iscomplexobj(value):
-        raise ValueError(f"{name} must be real numbers, got complex {value!r:.80}")
-    try:
-        tensor = tf.convert_to_tensor(value, dtype_hint=DTYPE)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be numeric, got {value!r:.80}") from None
-    if not (tensor.dtype.is_floating or tensor.dtype.is_integer):
-        raise ValueError(f"{name} must be numeric, got a tensor of {tensor.dtype.name}")
+    tensor = _real_tensor(name, value)
     if tensor.shape.rank not in ranks or tensor.shape[0] < min_points:
         shapes = " or ".join(_SHAPES[r] for r in ranks)
         raise ValueError(f"{name} must have shape {shapes} with N >= {min_points}, got "
