@@ -12,7 +12,11 @@ Modules, named after the ideas of the book:
 - `amortlib.plots`: the book's figure style;
 - `amortlib.hierarchical`: models with global and local latents (linear, nonlinear, Bayesian
   decoder);
-- `amortlib.gap`: F-VI, A-VI, the amortization gap, convergence and the refinement diagnostic;
+- `amortlib.families`: Part II's variational families: F-VI's free parameters, A-VI's inference
+  functions (polynomial, constant, `networks.MLP`), and the variational posterior;
+- `amortlib.gap`: ELBO estimates with standard errors, the amortization gap, fitting,
+  convergence and the refinement diagnostic;
+- `amortlib.gaussian`: Gaussian targets in information form and their exact mean-field optima;
 - `amortlib.sequential`: the saw time series and Gaussian hidden Markov models;
 - `amortlib.calibration`: exact and simulated coverage and SBC ranks for a scalar latent;
 - `amortlib.linear_vae`: the linear VAE (probabilistic PCA) learned jointly with its encoder,
@@ -30,7 +34,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from amortlib import (  # noqa: E402
     calibration,
+    families,
     gap,
+    gaussian,
     hierarchical,
     importance,
     linear_vae,
@@ -87,9 +93,11 @@ __all__ = [
     "OpenUniverseNetwork",
     "calibration",
     "discrete_configurations",
+    "families",
     "fit",
     "forward_kl",
     "gap",
+    "gaussian",
     "gradient_samples",
     "hierarchical",
     "importance",

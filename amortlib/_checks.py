@@ -46,16 +46,34 @@ def positive_int(name: str, value) -> int:
 
 
 def seed(value, name: str = "seed"):
-    """Turn an integer seed into a stateless seed (a shape-[2] int32 tensor); pass others through.
+    """Turn an integer seed into a stateless seed (a shape-[2] int32 tensor); refuse None.
+
+    The library's one seed policy: every public function that draws random numbers takes
+    ``seed``, an integer in $[0, 2^{31})$ or a stateless seed tensor (from
+    `tfp.random.split_seed` or `tf.random.experimental.stateless_fold_in`), and gives the same
+    draws for the same seed. ``None`` is refused with a `ValueError` naming the argument, as
+    the training loop refuses it: a draw from global random state (TensorFlow's or NumPy's)
+    would make a chapter's numbers depend on what ran before it. Sub-seeds come from the seed
+    by `tfp.random.split_seed` or `stateless_fold_in`, never by adding to the integer (which
+    overflows past $2^{31}$ and can collide with another seed). One exception is kept for the
+    numbers of Part I's chapters: the MLPs inside `amortlib.networks.MLPGaussian`,
+    `CategoricalGaussian` and `OpenUniverseNetwork` take ``seed``, ``seed + 1000``, ..., checked
+    so that they cannot overflow.
 
     TFP treats a plain integer seed as the seed of a *stateful* generator, whose draws depend on
     how many random ops ran before; a stateless seed makes every call reproducible.
+
+    Raises:
+        ValueError: for None, a non-integer or an integer outside $[0, 2^{31})$.
     """
-    if value is None or isinstance(value, tf.Tensor):
+    if value is None:
+        raise ValueError(f"{name} must be an integer or a stateless seed tensor, got None "
+                         "(every random draw in amortlib takes an explicit seed)")
+    if isinstance(value, tf.Tensor | tf.Variable):
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral | np.integer):
         raise ValueError(
-            f"{name} must be an integer, a stateless seed tensor or None; got {value!r}")
+            f"{name} must be an integer or a stateless seed tensor; got {value!r}")
     if not 0 <= value < 2**31:
         raise ValueError(f"{name} must be in [0, 2**31), got {value}")
     return tf.constant([0, int(value)], dtype=tf.int32)
@@ -69,6 +87,19 @@ def one_of(name: str, value, choices) -> str:
     return value
 
 
+def _real_tensor(name: str, value) -> tf.Tensor:
+    """``value`` as a tensor of real numbers (floating or integer), or a `ValueError`."""
+    if not isinstance(value, tf.Tensor | tf.Variable) and np.iscomplexobj(value):
+        raise ValueError(f"{name} must be real numbers, got complex {value!r:.80}")
+    try:
+        tensor = tf.convert_to_tensor(value, dtype_hint=DTYPE)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be numeric, got {value!r:.80}") from None
+    if not (tensor.dtype.is_floating or tensor.dtype.is_integer):
+        raise ValueError(f"{name} must be numeric, got a tensor of {tensor.dtype.name}")
+    return tensor
+
+
 def observations(y, name: str = "y") -> tf.Tensor:
     """Convert scalar observations to a float tensor of shape [] or [batch_size].
 
@@ -76,14 +107,7 @@ def observations(y, name: str = "y") -> tf.Tensor:
         ValueError: if `y` is not numeric, has more than one dimension, or (when run eagerly)
             holds a NaN or an infinity.
     """
-    if not isinstance(y, tf.Tensor | tf.Variable) and np.iscomplexobj(y):
-        raise ValueError(f"{name} must be real numbers, got complex {y!r:.80}")
-    try:
-        y = tf.convert_to_tensor(y, dtype_hint=DTYPE)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be numeric, got {y!r}") from None
-    if not (y.dtype.is_floating or y.dtype.is_integer):
-        raise ValueError(f"{name} must be numeric, got a tensor of {y.dtype.name}")
+    y = _real_tensor(name, y)
     if y.dtype != DTYPE:
         y = tf.cast(y, DTYPE)
     if y.shape.rank is not None and y.shape.rank > 1:
@@ -137,16 +161,9 @@ def real_vector(name: str, value, *, size: int | None = None, positive: bool = F
     return values
 
 
-def required_seed(value, name: str = "seed"):
-    """Like `seed`, but refuse None: an integer or a stateless seed tensor."""
-    if value is None:
-        raise ValueError(f"{name} must be an integer or a stateless seed tensor, got None")
-    return seed(value, name)
-
-
 def integer_seed(value, name: str = "seed"):
-    """Like `seed`, but require an integer: a run that must be reproducible cannot take None."""
-    if value is None or isinstance(value, tf.Tensor):
+    """Like `seed`, but require a Python or NumPy integer (for functions documented to take one)."""
+    if value is None or isinstance(value, tf.Tensor | tf.Variable):
         raise ValueError(f"{name} must be an integer, got {value!r}")
     return seed(value, name)
 
@@ -258,3 +275,70 @@ def model_and_network(model, q_net, q) -> None:
             f"q_net ({type(q_net).__name__}) gives a distribution over "
             f"{list(q_names) if q_names else 'one latent'} but model ({type(model).__name__}) "
             f"has the latents {list(names)}")
+
+
+_SHAPES = {1: "[N]", 2: "[N, D]"}
+
+
+def data(value, name: str = "x", *, ranks: tuple[int, ...] = (1, 2), min_points: int = 1,
+         numpy: bool = False):
+    """Data of Part II's models: real, finite, of rank in ``ranks``, with enough data points.
+
+    The first axis indexes the data points $x_1, \\dots, x_N$. The TensorFlow models and the
+    variational families take a float32 tensor; the exact NumPy algebra (``numpy=True``) takes a
+    float64 array, converted directly so that no float32 rounding enters exact computations.
+
+    Args:
+        value: the data.
+        name: the argument's name, for the error message.
+        ranks: the allowed numbers of axes (1: ``[N]``, 2: ``[N, D]``).
+        min_points: the least $N$.
+        numpy: return a float64 NumPy array instead of a float32 tensor.
+
+    Raises:
+        ValueError: if ``value`` is not real numbers (complex numbers are refused, not cut to
+            their real part), has another rank or fewer than ``min_points`` points, or (when
+            run eagerly) holds a NaN or an infinity.
+    """
+    tensor = _real_tensor(name, value)
+    if tensor.shape.rank not in ranks or tensor.shape[0] < min_points:
+        shapes = " or ".join(_SHAPES[r] for r in ranks)
+        raise ValueError(f"{name} must have shape {shapes} with N >= {min_points}, got "
+                         f"{tuple(tensor.shape)}")
+    if numpy:
+        array = np.asarray(value, dtype=np.float64)
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"{name} must be finite (it holds a NaN or an infinity)")
+        return array
+    tensor = tf.cast(tensor, DTYPE)
+    if tf.executing_eagerly() and not bool(tf.reduce_all(tf.math.is_finite(tensor))):
+        raise ValueError(f"{name} must be finite (it holds a NaN or an infinity)")
+    return tensor
+
+
+def precision(value, name: str = "precision") -> np.ndarray:
+    """A precision matrix as a float64 array: square, finite, symmetric, positive definite.
+
+    Raises:
+        ValueError: naming the argument, for each of these properties that fails (an indefinite
+            precision has no Gaussian and no optimum: the ELBO is unbounded above along an
+            eigenvector with eigenvalue <= 0).
+    """
+    try:
+        matrix = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a matrix of real numbers, got {value!r:.80}") from None
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.size == 0:
+        raise ValueError(f"{name} must be a non-empty square matrix, got shape {matrix.shape}")
+    if not np.all(np.isfinite(matrix)):
+        raise ValueError(f"{name} must be finite (it holds a NaN or an infinity)")
+    if not np.allclose(matrix, matrix.T):
+        raise ValueError(f"{name} must be symmetric")
+    try:
+        np.linalg.cholesky(matrix)
+    except np.linalg.LinAlgError:
+        raise ValueError(
+            f"{name} must be positive definite: otherwise there is no Gaussian posterior and no "
+            "optimum (the ELBO is unbounded above along an eigenvector with eigenvalue <= 0)"
+        ) from None
+    return matrix

@@ -52,29 +52,6 @@ __all__ = [
 _LOG_2PI = math.log(2 * math.pi)
 
 
-def _as_data(x, name: str = "x") -> tf.Tensor:
-    """Convert data to a float32 tensor of shape [N] or [N, D] with N >= 1, checking finiteness."""
-    try:
-        x = tf.convert_to_tensor(x, dtype_hint=_checks.DTYPE)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be numeric, got {x!r}") from None
-    if not (x.dtype.is_floating or x.dtype.is_integer):
-        raise ValueError(f"{name} must be numeric, got a tensor of {x.dtype.name}")
-    x = tf.cast(x, _checks.DTYPE)
-    if x.shape.rank not in (1, 2) or x.shape[0] == 0:
-        raise ValueError(f"{name} must have shape [N] or [N, D] with N >= 1, got {tuple(x.shape)}")
-    if tf.executing_eagerly() and not bool(tf.reduce_all(tf.math.is_finite(x))):
-        raise ValueError(f"{name} must be finite")
-    return x
-
-
-def _stateless(seed) -> tf.Tensor:
-    """A stateless seed from an integer or seed tensor; a fresh random one for None."""
-    if seed is None:
-        return tf.random.uniform([2], 0, 2**31 - 1, dtype=tf.int32)
-    return _checks.seed(seed)
-
-
 class HierarchicalModel:
     """Base class: a model $p(\\theta) \\prod_n p(z_n \\mid \\theta) p(x_n \\mid z_n, \\theta)$.
 
@@ -85,7 +62,11 @@ class HierarchicalModel:
     local_dim: int = 1
 
     def sample(self, num_points: int, seed=None):
-        """Draw ``(theta, z, x)`` with ``num_points`` data points."""
+        """Draw ``(theta, z, x)`` with ``num_points`` data points.
+
+        ``seed`` (an integer or a stateless seed tensor) is required: None is refused with a
+        `ValueError`, as everywhere in amortlib (see ``_checks.seed``).
+        """
         raise NotImplementedError
 
     def log_joint(self, theta, z, x) -> tf.Tensor:
@@ -94,7 +75,7 @@ class HierarchicalModel:
 
     def check_latents(self, theta, z, x):
         """Convert and check the shapes of ``theta``, ``z`` and ``x`` for ``log_joint``."""
-        x = _as_data(x)
+        x = _checks.data(x)
         theta = tf.convert_to_tensor(theta, dtype=_checks.DTYPE)
         z = tf.convert_to_tensor(z, dtype=_checks.DTYPE)
         if theta.shape.rank != 2 or theta.shape[-1] != self.global_dim:
@@ -175,7 +156,7 @@ class LinearModel(HierarchicalModel):
         """
         num_points = _checks.positive_int("num_points", num_points)
         theta = _checks.finite_scalar("theta", theta)
-        z_seed, noise_seed = tfp.random.split_seed(_stateless(seed))
+        z_seed, noise_seed = tfp.random.split_seed(_checks.seed(seed))
         z = tf.random.stateless_normal([num_points, 1], z_seed)
         noise = tf.random.stateless_normal([num_points], noise_seed)
         x = theta + self.tau * z[:, 0] + self.sigma * noise
@@ -267,7 +248,7 @@ class LinearModel(HierarchicalModel):
 
     @staticmethod
     def _numpy_data(x) -> np.ndarray:
-        x = np.asarray(_as_data(x).numpy(), dtype=np.float64)
+        x = np.asarray(_checks.data(x).numpy(), dtype=np.float64)
         if x.ndim != 1:
             raise ValueError(f"x must have shape [N] for LinearModel, got {x.shape}")
         return x
@@ -318,7 +299,7 @@ class NonlinearModel(HierarchicalModel):
     def sample(self, num_points: int, seed=None):
         """Draw ``(theta [1], z [N, 1], x [N])`` from the model."""
         num_points = _checks.positive_int("num_points", num_points)
-        s1, s2, s3 = tfp.random.split_seed(_stateless(seed), 3)
+        s1, s2, s3 = tfp.random.split_seed(_checks.seed(seed), 3)
         theta = tf.random.stateless_normal([1], s1)
         z = tf.random.stateless_normal([num_points, 1], s2)
         x = self.mean(theta, z[:, 0]) + self.sd(z[:, 0]) * tf.random.stateless_normal(
@@ -409,7 +390,7 @@ class NonlinearModel(HierarchicalModel):
         """
         if self.noise != "exp-cos":
             raise ValueError("noise must be 'exp-cos' for a finite ELBO (with 'cos' it is -inf)")
-        x = np.asarray(_as_data(x).numpy(), np.float64)
+        x = np.asarray(_checks.data(x).numpy(), np.float64)
         if x.ndim != 1:
             raise ValueError(f"x must have shape [N] for NonlinearModel, got {x.shape}")
         num_nodes = _checks.positive_int("num_nodes", num_nodes)
@@ -525,7 +506,7 @@ class BayesianDecoder(HierarchicalModel):
     def sample(self, num_points: int, seed=None):
         """Draw ``(theta [P], z [N, d], x [N, D])`` from the model."""
         num_points = _checks.positive_int("num_points", num_points)
-        s1, s2, s3 = tfp.random.split_seed(_stateless(seed), 3)
+        s1, s2, s3 = tfp.random.split_seed(_checks.seed(seed), 3)
         theta = self.prior_sd * tf.random.stateless_normal([1, self.global_dim], s1)
         z = tf.random.stateless_normal([1, num_points, self.local_dim], s2)
         mean = self.decode(theta, z)[0]

@@ -103,7 +103,7 @@ def qp_loss(model, q_net, latents, observations, *, seed, sample_size: int = 1,
         >>> q_net = networks.CategoricalGaussian(2, hidden=(8,), input_scale=10.0)
         >>> loss = qp_loss(model, q_net, None, [0.0, 3.0], estimator="enumerate", seed=0)
     """
-    seed = _checks.required_seed(seed)
+    seed = _checks.seed(seed)
     y = _non_empty("observations", observations)
     _checks.one_of("estimator", estimator, ESTIMATORS)
     sample_size = _checks.positive_int("sample_size", sample_size)
@@ -143,7 +143,7 @@ def _discrete_qp_loss(model, q, y, sample_size, estimator, baseline, drop_zero_m
 
 
 def score_function_qp_loss(model, q, y, support, *, sample_size: int, baseline: bool = True,
-                           drop_zero_mean_term: bool = False, seed=None) -> tf.Tensor:
+                           drop_zero_mean_term: bool = False, seed) -> tf.Tensor:
     r"""The qp loss with a score-function (REINFORCE) gradient for the discrete latents.
 
     Draws all latents from ``q`` (the continuous ones reparameterised given the discrete ones
@@ -162,9 +162,9 @@ def score_function_qp_loss(model, q, y, support, *, sample_size: int, baseline: 
         sample_size: draws per observation, >= 2 with the baseline.
         baseline: subtract the leave-one-out baseline.
         drop_zero_mean_term: stop the gradient of $\log q_\phi(c \mid y)$ inside $f$.
-        seed: a stateless seed or None.
+        seed: an integer or a stateless seed (required).
     """
-    draws, parts = _draw(q, seed, sample_shape=[sample_size])
+    draws, parts = _draw(q, _checks.seed(seed), sample_shape=[sample_size])
     f = tf.add_n(list(parts.values())) - model.log_prob(draws, y)  # [sample_size, batch]
     log_q_discrete = tf.add_n([parts[name] for name in support])
     b = (tf.reduce_sum(f, 0, keepdims=True) - f) / (sample_size - 1) if baseline else 0.0
@@ -191,7 +191,7 @@ def discrete_configurations(support) -> list[dict]:
     return [dict(zip(names, values)) for values in itertools.product(*support.values())]
 
 
-def enumerated_qp_loss(model, q, y, support, *, sample_size: int = 1, seed=None) -> tf.Tensor:
+def enumerated_qp_loss(model, q, y, support, *, seed, sample_size: int = 1) -> tf.Tensor:
     r"""The qp loss with the discrete latents summed out exactly.
 
     .. math::
@@ -206,10 +206,10 @@ def enumerated_qp_loss(model, q, y, support, *, sample_size: int = 1, seed=None)
         model: the model; ``q``: the distribution ``q_net(y)``; ``y``: observations.
         support: ``{name: values}`` of the discrete latents.
         sample_size: draws of the continuous latents per observation and value.
-        seed: a stateless seed or None.
+        seed: an integer or a stateless seed (required).
     """
     configs = discrete_configurations(support)
-    seeds = [None] * len(configs) if seed is None else tfp.random.split_seed(seed, n=len(configs))
+    seeds = tfp.random.split_seed(_checks.seed(seed), n=len(configs))
     shape = tf.stack([sample_size, tf.size(y)])
     total = 0.0
     for config, config_seed in zip(configs, seeds):

@@ -58,7 +58,8 @@ class LatentVariableModel:
 
         Args:
             batch_size: number of independent draws, a positive integer.
-            seed: an integer, a stateless seed (a shape-[2] int tensor) or None (not reproducible).
+            seed: an integer or a stateless seed (a shape-[2] int tensor); required, None
+                is refused.
 
         Returns:
             ``(latents, y)``; ``y`` has shape ``[batch_size]``.

@@ -115,43 +115,68 @@ def _hidden_sizes(hidden) -> tuple[int, ...]:
     return tuple(_checks.positive_int("hidden", h) for h in hidden)
 
 
+_ACTIVATIONS = {"tanh": tf.tanh, "relu": tf.nn.relu}
+_INITIALISERS = ("glorot", "he")
+
+
 class MLP(tf.Module):
     r"""A small multilayer perceptron $\mathbb R^{d_\text{in}} \to \mathbb R^{d_\text{out}}$.
 
-    Hidden layers apply ``tanh`` to an affine map; the output layer is affine. Weights start from
-    a Glorot-uniform draw under a stateless seed, biases at zero (the output bias at
-    ``output_bias``), so a network is a deterministic function of its arguments.
+    Hidden layers apply ``activation`` to an affine map; the output layer is affine. Weights start
+    from a uniform draw under a stateless seed, biases at zero (the output bias at
+    ``output_bias``), so a network is a deterministic function of its arguments. Layer $i$ draws
+    its weights from the seed folded with $i$, on $[-l, l]$ with $l = \sqrt{6 / (n_\text{in} +
+    n_\text{out})}$ (``initialiser="glorot"``) or $l = \sqrt{6 / n_\text{in}}$ (``"he"``, for
+    ReLU).
+
+    Part I's networks use the defaults (tanh, Glorot); Part II's inference functions
+    (`amortlib.families.MLPFunction`) use ReLU, He and ``zero_output=True``, so that the network
+    starts as the constant ``output_bias``.
 
     Args:
         input_size: $d_\text{in}$, a positive integer.
         hidden: widths of the hidden layers, for example ``(16, 16)`` (may be empty).
         output_size: $d_\text{out}$, a positive integer.
         output_bias: initial bias of the output layer (a number or one per output).
-        seed: an integer seed for the initial weights.
+        activation: ``"tanh"`` or ``"relu"``, applied after every hidden layer.
+        initialiser: ``"glorot"`` or ``"he"``, the range of the initial uniform weights.
+        zero_output: start the output layer's weights at zero instead of a random draw.
+        seed: an integer seed for the initial weights (or a stateless seed tensor).
         name: name of the module.
 
     Example:
         >>> mlp = MLP(1, (8, 8), 2, seed=0)
         >>> mlp(tf.zeros([5, 1])).shape
         TensorShape([5, 2])
+        >>> relu = MLP(1, (4,), 1, activation="relu", initialiser="he", zero_output=True)
+        >>> float(tf.reduce_max(tf.abs(relu(tf.ones([3, 1])))))
+        0.0
     """
 
     def __init__(self, input_size: int, hidden: Sequence[int], output_size: int, *,
-                 output_bias=0.0, seed: int = 0, name: str | None = None):
+                 output_bias=0.0, activation: str = "tanh", initialiser: str = "glorot",
+                 zero_output: bool = False, seed: int = 0, name: str | None = None):
         super().__init__(name=name)
         sizes = [_checks.positive_int("input_size", input_size), *_hidden_sizes(hidden),
                  _checks.positive_int("output_size", output_size)]
+        self.activation = _checks.one_of("activation", activation, tuple(_ACTIVATIONS))
+        self.initialiser = _checks.one_of("initialiser", initialiser, _INITIALISERS)
+        zero_output = _checks.boolean("zero_output", zero_output)
         base = _checks.seed(seed)
-        if base is None:
-            raise ValueError("seed must be an integer, got None")
         self.weights, self.biases = [], []
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            limit = np.sqrt(6.0 / (n_in + n_out))
-            init = tf.random.stateless_uniform(
-                [n_in, n_out], tf.random.experimental.stateless_fold_in(base, i), -limit, limit)
+            last = i == len(sizes) - 2
+            if last and zero_output:
+                init = tf.zeros([n_in, n_out])
+            else:
+                fan = n_in if self.initialiser == "he" else n_in + n_out
+                limit = np.sqrt(6.0 / fan)
+                init = tf.random.stateless_uniform(
+                    [n_in, n_out], tf.random.experimental.stateless_fold_in(base, i),
+                    -limit, limit)
             self.weights.append(tf.Variable(init, name=f"w{i}"))
-            bias = tf.zeros([n_out]) if i < len(sizes) - 2 else tf.broadcast_to(
-                tf.constant(output_bias, _checks.DTYPE), [n_out])
+            bias = tf.broadcast_to(tf.constant(output_bias, _checks.DTYPE), [n_out]) if last \
+                else tf.zeros([n_out])
             self.biases.append(tf.Variable(bias, name=f"b{i}"))
 
     def __call__(self, inputs) -> tf.Tensor:
@@ -161,11 +186,32 @@ class MLP(tf.Module):
         # networks, and every row is computed the same way whatever the leading axes.
         leading = tf.shape(h)[:-1]
         h = tf.reshape(h, [-1, h.shape[-1]])
+        activation = _ACTIVATIONS[self.activation]
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             h = tf.matmul(h, w) + b
             if i < len(self.weights) - 1:
-                h = tf.tanh(h)
+                h = activation(h)
         return tf.reshape(h, tf.concat([leading, [h.shape[-1]]], 0))
+
+
+#: Offset between the integer seeds of a network's MLPs (see `_sub_seeds`).
+_SEED_STRIDE = 1000
+
+
+def _sub_seeds(seed, count: int) -> list[int]:
+    """Integer seeds of a network's ``count`` MLPs: ``seed``, ``seed + 1000``, ...
+
+    The one exception to the library's rule of folding sub-seeds (`_checks.seed`): Part I's
+    chapters were calibrated with these initial weights, and folded seeds change them enough to
+    move several of their checked results. The seed is checked first, so a seed whose offsets
+    would pass $2^{31}$ is refused naming the value that was passed.
+    """
+    _checks.integer_seed(seed)
+    top = int(seed) + _SEED_STRIDE * (count - 1)
+    if top >= 2**31:
+        raise ValueError(f"seed must be below 2**31 - {_SEED_STRIDE * (count - 1)} for a network "
+                         f"of {count} MLPs, got {seed}")
+    return [int(seed) + _SEED_STRIDE * i for i in range(count)]
 
 
 class _Standardised(tf.Module):
@@ -200,7 +246,8 @@ class MLPGaussian(_Standardised):
     Args:
         hidden: hidden-layer widths of each MLP.
         input_loc, input_scale: centre and scale of typical observations.
-        seed: an integer seed for the initial weights.
+        seed: an integer seed for the initial weights (the first MLP's; the others' are offset
+            from it by 1000 each).
         name: name of the module.
 
     Example:
@@ -213,8 +260,9 @@ class MLPGaussian(_Standardised):
                  input_scale: float = 1.0, seed: int = 0, name: str | None = None):
         super().__init__(name=name)
         self._set_input(input_loc, input_scale)
-        self.mean_net = MLP(1, hidden, 1, seed=seed)
-        self.log_sd_net = MLP(1, hidden, 1, seed=seed + 1000)
+        mean_seed, log_sd_seed = _sub_seeds(seed, 2)
+        self.mean_net = MLP(1, hidden, 1, seed=mean_seed)
+        self.log_sd_net = MLP(1, hidden, 1, seed=log_sd_seed)
 
     def loc(self, y) -> tf.Tensor:
         r"""$\eta^1(y)$, the mean of $q(x \mid y)$."""
@@ -242,7 +290,8 @@ class CategoricalGaussian(_Standardised):
         num_components: $K$, the number of values of $z$.
         hidden: hidden-layer widths of each MLP.
         input_loc, input_scale: centre and scale of typical observations.
-        seed: an integer seed for the initial weights.
+        seed: an integer seed for the initial weights (the first MLP's; the others' are offset
+            from it by 1000 each).
         name: name of the module.
 
     Example:
@@ -258,9 +307,10 @@ class CategoricalGaussian(_Standardised):
         self.num_components = _checks.positive_int("num_components", num_components)
         self._set_input(input_loc, input_scale)
         k = self.num_components
-        self.logits_net = MLP(1, hidden, k, seed=seed)
-        self.mean_net = MLP(1 + k, hidden, 1, seed=seed + 1000)
-        self.log_sd_net = MLP(1 + k, hidden, 1, seed=seed + 2000)
+        seeds = _sub_seeds(seed, 3)
+        self.logits_net = MLP(1, hidden, k, seed=seeds[0])
+        self.mean_net = MLP(1 + k, hidden, 1, seed=seeds[1])
+        self.log_sd_net = MLP(1 + k, hidden, 1, seed=seeds[2])
 
     def z_given_y(self, y) -> Categorical:
         r"""$q(z \mid y)$."""
@@ -299,7 +349,8 @@ class OpenUniverseNetwork(_Standardised):
         padding_probs: the model's prior of $z$ (``model.probs``); its length is $K$.
         hidden: hidden-layer widths of each MLP.
         input_loc, input_scale: centre and scale of typical observations.
-        seed: an integer seed for the initial weights.
+        seed: an integer seed for the initial weights (the first MLP's; the others' are offset
+            from it by 1000 each).
         name: name of the module.
 
     Raises:
@@ -318,11 +369,12 @@ class OpenUniverseNetwork(_Standardised):
         self.padding_probs = _checks.probability_vector("padding_probs", padding_probs)
         self._set_input(input_loc, input_scale)
         k = self.num_components = len(self.padding_probs)
-        self.k_net = MLP(1, hidden, 2, seed=seed)
-        self.z_net = MLP(1, hidden, k, seed=seed + 1000)
-        self.single_net = MLP(1, hidden, 2, seed=seed + 2000)  # mean and log sd for k = 1
-        self.mean_net = MLP(1 + k, hidden, 1, seed=seed + 3000)
-        self.log_sd_net = MLP(1 + k, hidden, 1, seed=seed + 4000)
+        seeds = _sub_seeds(seed, 5)
+        self.k_net = MLP(1, hidden, 2, seed=seeds[0])
+        self.z_net = MLP(1, hidden, k, seed=seeds[1])
+        self.single_net = MLP(1, hidden, 2, seed=seeds[2])  # mean and log sd for k = 1
+        self.mean_net = MLP(1 + k, hidden, 1, seed=seeds[3])
+        self.log_sd_net = MLP(1 + k, hidden, 1, seed=seeds[4])
 
     def k_given_y(self, y) -> FiniteDiscrete:
         r"""$q(k \mid y)$ on the outcomes $\{1, 2\}$."""

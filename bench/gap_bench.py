@@ -13,13 +13,13 @@ import statistics
 
 import numpy as np
 
-from amortlib import gap
+from amortlib import families, gap
 from amortlib.hierarchical import LinearModel
 from amortlib.training import History
 
 METHODS = {
-    "F-VI": lambda n: gap.Factorized(n),
-    "A-VI (degree 1)": lambda n: gap.Amortized(gap.Polynomial(1)),
+    "F-VI": lambda n: families.Factorized(n),
+    "A-VI (degree 1)": lambda n: families.Amortized(families.Polynomial(1)),
 }
 
 

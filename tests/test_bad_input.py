@@ -12,7 +12,18 @@ import pytest
 import tensorflow as tf
 
 import amortlib as am
-from amortlib import evaluation, gap, losses, models, networks
+from amortlib import (
+    calibration,
+    evaluation,
+    families,
+    gap,
+    gaussian,
+    hierarchical,
+    losses,
+    models,
+    networks,
+    sequential,
+)
 
 NAN, INF = float("nan"), float("inf")
 GUM = models.GaussianUnknownMean
@@ -28,6 +39,17 @@ def minimize(*args, **kwargs):
 
 
 W = tf.Variable(1.0)
+LIN = hierarchical.LinearModel
+SAW = sequential.SawTimeSeries
+HMM = sequential.GaussianHMM
+X3 = np.array([0.5, -1.0, 2.0], np.float32)
+
+
+LINEAR = LIN()
+
+
+def posterior(model=LINEAR, n=3):
+    return families.VariationalPosterior(model, families.Factorized(n))
 
 ROWS = [
     # --- models: parameters, sizes, seeds, observations
@@ -61,6 +83,12 @@ ROWS = [
     ("MLP hidden str", lambda: networks.MLP(1, "4", 1), ValueError, "hidden"),
     ("MLP hidden 0", lambda: networks.MLP(1, (0,), 1), ValueError, "hidden"),
     ("MLP seed None", lambda: networks.MLP(1, (4,), 1, seed=None), ValueError, "seed"),
+    ("MLP activation sigmoid", lambda: networks.MLP(1, (4,), 1, activation="sigmoid"),
+     ValueError, "activation"),
+    ("MLP initialiser normal", lambda: networks.MLP(1, (4,), 1, initialiser="normal"),
+     ValueError, "initialiser"),
+    ("MLP zero_output 1", lambda: networks.MLP(1, (4,), 1, zero_output=1), TypeError,
+     "zero_output"),
     ("MLPGaussian input_scale 0", lambda: networks.MLPGaussian(input_scale=0.0), ValueError,
      "input_scale"),
     ("CategoricalGaussian num_components 0", lambda: networks.CategoricalGaussian(0),
@@ -173,6 +201,161 @@ ROWS = [
     ("steps_to_converge elapsed shape", lambda: gap.steps_to_converge([1.0, 2.0], 1.0,
                                                                       elapsed=[1.0]),
      ValueError, "elapsed"),
+    # --- seeds: one policy, None refused with a ValueError naming the argument
+    ("model sample seed None", lambda: GUM().sample(3, seed=None), ValueError, "seed"),
+    ("LinearModel sample seed None", lambda: LIN().sample(3), ValueError, "seed"),
+    ("NonlinearModel sample seed None", lambda: hierarchical.NonlinearModel().sample(3),
+     ValueError, "seed"),
+    ("BayesianDecoder sample seed None", lambda: hierarchical.BayesianDecoder().sample(3),
+     ValueError, "seed"),
+    ("SawTimeSeries sample seed None", lambda: SAW().sample(3, theta=0.0), ValueError, "seed"),
+    ("SawTimeSeries paper_data seed None", lambda: SAW().paper_data(3), ValueError, "seed"),
+    ("GaussianHMM sample seed None", lambda: HMM().sample(3), ValueError, "seed"),
+    ("MLPGaussian seed None", lambda: networks.MLPGaussian(seed=None), ValueError, "seed"),
+    ("MLPGaussian seed 2**31", lambda: networks.MLPGaussian(seed=2**31), ValueError, "seed"),
+    ("CategoricalGaussian seed near 2**31",
+     lambda: networks.CategoricalGaussian(seed=2**31 - 1500), ValueError, r"seed .*2147482148"),
+    ("CategoricalGaussian seed str", lambda: networks.CategoricalGaussian(seed="1"), ValueError,
+     "seed"),
+    ("OpenUniverseNetwork seed -1", lambda: networks.OpenUniverseNetwork(seed=-1), ValueError,
+     "seed"),
+    ("MLPFunction seed None", lambda: families.MLPFunction(4, seed=None), ValueError, "seed"),
+    ("gap.elbo seed None", lambda: gap.elbo(LINEAR, posterior(), X3, seed=None), ValueError,
+     "seed"),
+    ("elbo_difference seed None",
+     lambda: gap.elbo_difference(LINEAR, posterior(), posterior(), X3, seed=None), ValueError,
+     "seed"),
+    ("gradient_moments seed None",
+     lambda: gap.gradient_moments(LINEAR, posterior(), X3, seed=None), ValueError, "seed"),
+    ("fit_vi seed None", lambda: gap.fit_vi(LIN(), families.Factorized(3), X3, num_steps=2,
+                                            learning_rate=0.1, seed=None), ValueError, "seed"),
+    ("empirical_coverage seed None",
+     lambda: calibration.empirical_coverage(GUM(), networks.LinearGaussian(), 0.9, 10,
+                                            seed=None), ValueError, "seed"),
+    # --- hierarchical models
+    ("LinearModel tau 0", lambda: LIN(tau=0.0), ValueError, "tau"),
+    ("LinearModel sigma nan", lambda: LIN(sigma=NAN), ValueError, "sigma"),
+    ("LinearModel num_points 0", lambda: LIN().sample(0, seed=0), ValueError, "num_points"),
+    ("NonlinearModel noise", lambda: hierarchical.NonlinearModel(noise="gauss"), ValueError,
+     "noise"),
+    ("BayesianDecoder latent_dim 0", lambda: hierarchical.BayesianDecoder(latent_dim=0),
+     ValueError, "latent_dim"),
+    ("LinearModel optimum x nan", lambda: LIN().fvi_optimum([0.0, NAN]), ValueError, "x"),
+    ("LinearModel optimum x complex", lambda: LIN().fvi_optimum([1j, 0.0]), ValueError, "x"),
+    ("LinearModel optimum x empty", lambda: LIN().fvi_optimum([]), ValueError, "x"),
+    # --- sequential models
+    ("SawTimeSeries alpha str", lambda: SAW(alpha="a"), ValueError, "alpha"),
+    ("SawTimeSeries precision x short", lambda: SAW().precision([1.0]), ValueError, "x"),
+    ("SawTimeSeries precision x nan", lambda: SAW().precision([1.0, NAN]), ValueError, "x"),
+    ("SawTimeSeries precision x complex", lambda: SAW().precision([1.0, 1j]), ValueError, "x"),
+    ("SawTimeSeries features inputs", lambda: SAW().features([1.0, 2.0], "y"), ValueError,
+     "inputs"),
+    ("GaussianHMM observation_sd 0", lambda: HMM(observation_sd=0.0), ValueError,
+     "observation_sd"),
+    ("GaussianHMM optimal_elbo x 2-D", lambda: HMM().optimal_elbo(np.zeros((2, 2))),
+     ValueError, "x"),
+    # --- Gaussian algebra: precisions square, symmetric, finite, positive definite
+    ("mean_field_optimum precision not square",
+     lambda: gaussian.mean_field_optimum(np.ones((2, 3)), np.ones(2)), ValueError, "precision"),
+    ("mean_field_optimum precision nan",
+     lambda: gaussian.mean_field_optimum([[1.0, NAN], [NAN, 1.0]], np.ones(2)), ValueError,
+     "precision"),
+    ("mean_field_optimum precision not symmetric",
+     lambda: gaussian.mean_field_optimum([[2.0, 1.0], [0.0, 2.0]], np.ones(2)), ValueError,
+     "precision"),
+    ("mean_field_kl precision indefinite",
+     lambda: gaussian.mean_field_kl(gaussian.paper_hmm_matrix(3), np.ones(3),
+                                    gaussian.MeanField(np.ones(3), np.ones(3))),
+     ValueError, "precision"),
+    ("mean_field_kl q.means nan",
+     lambda: gaussian.mean_field_kl(np.eye(2), np.ones(2),
+                                    gaussian.MeanField([0.0, NAN], np.ones(2))),
+     ValueError, "q.means"),
+    ("mean_field_kl q.variances inf",
+     lambda: gaussian.mean_field_kl(np.eye(2), np.ones(2),
+                                    gaussian.MeanField(np.ones(2), [1.0, INF])),
+     ValueError, "q.variances"),
+    ("mean_field_elbo precision not square", lambda: gaussian.mean_field_elbo(0.0, np.ones(3)),
+     ValueError, "precision"),
+    ("mean_field_elbo precision indefinite",
+     lambda: gaussian.mean_field_elbo(0.0, gaussian.paper_hmm_matrix(3)), ValueError,
+     "precision"),
+    ("mean_field_elbo precision inf", lambda: gaussian.mean_field_elbo(0.0, [[INF]]),
+     ValueError, "precision"),
+    ("mean_field_elbo variances nan", lambda: gaussian.mean_field_elbo(0.0, np.eye(2),
+                                                                       [1.0, NAN]),
+     ValueError, "variances"),
+    ("mean_field_elbo log_joint_at_means nan", lambda: gaussian.mean_field_elbo(NAN, np.eye(1)),
+     ValueError, "log_joint_at_means"),
+    ("constrained optimum variance_groups float",
+     lambda: gaussian.constrained_mean_field_optimum(np.eye(2), np.ones(2), np.ones((2, 1)),
+                                                     [0.5, 1.0]),
+     ValueError, "variance_groups"),
+    ("tridiagonal size 0", lambda: gaussian.tridiagonal(0, 1.0, 0.0), ValueError, "size"),
+    # --- families
+    ("Polynomial degree -1", lambda: families.Polynomial(-1), ValueError, "degree"),
+    ("Polynomial local_dim 0", lambda: families.Polynomial(1, local_dim=0), ValueError,
+     "local_dim"),
+    ("MLPFunction width 0", lambda: families.MLPFunction(0), ValueError, "width"),
+    ("Factorized scale 0", lambda: families.Factorized(3, scale=0.0), ValueError, "scale"),
+    ("Factorized loc shape", lambda: families.Factorized(3, loc=np.zeros(2)), ValueError, "loc"),
+    ("Factorized x rows", lambda: families.Factorized(3)(np.zeros(4)), ValueError, "x"),
+    ("Amortized inputs", lambda: families.Amortized(families.Constant(), inputs="y"),
+     ValueError, "inputs"),
+    ("Amortized inference_function", lambda: families.Amortized(lambda u: u), ValueError,
+     "inference_function"),
+    ("Amortized x complex", lambda: families.Amortized(families.Constant())([1j]), ValueError,
+     "x"),
+    ("VariationalPosterior model", lambda: families.VariationalPosterior(
+        "model", families.Factorized(3)), ValueError, "model"),
+    ("VariationalPosterior theta_scale nan", lambda: families.VariationalPosterior(
+        LIN(), families.Factorized(3), theta_scale=NAN), ValueError, "theta_scale"),
+    ("set_theta theta_loc shape", lambda: posterior().set_theta(np.zeros(3)), ValueError,
+     "theta_loc"),
+    # --- gap
+    ("gap.elbo sample_size 1", lambda: gap.elbo(LINEAR, posterior(), X3, sample_size=1),
+     ValueError, "sample_size"),
+    ("gap.elbo x nan", lambda: gap.elbo(LINEAR, posterior(), [0.0, NAN, 1.0]), ValueError, "x"),
+    ("gap.elbo x empty", lambda: gap.elbo(LINEAR, posterior(), []), ValueError, "x"),
+    ("gap.elbo posterior of another model", lambda: gap.elbo(LIN(), posterior(LIN()), X3),
+     ValueError, "posterior"),
+    ("gap.elbo chunk_size 0", lambda: gap.elbo(LINEAR, posterior(), X3, chunk_size=0),
+     ValueError, "chunk_size"),
+    ("exact_elbo without gaussian_elbo",
+     lambda: gap.exact_elbo(hierarchical.BayesianDecoder(),
+                            posterior(hierarchical.BayesianDecoder()), np.zeros((3, 64))),
+     ValueError, "model"),
+    ("amortization_gap sample_size 0",
+     lambda: gap.amortization_gap(LINEAR, posterior(), posterior(), X3, sample_size=0),
+     ValueError, "sample_size"),
+    ("fit_vi num_steps 0", lambda: gap.fit_vi(LIN(), families.Factorized(3), X3, num_steps=0,
+                                              learning_rate=0.1), ValueError, "num_steps"),
+    ("fit_vi x complex", lambda: gap.fit_vi(LIN(), families.Factorized(3), X3 + 1j,
+                                            num_steps=2, learning_rate=0.1), ValueError, "x"),
+    ("fvi_refinement posterior", lambda: gap.fvi_refinement(LIN(), "q", X3), ValueError,
+     "posterior"),
+    ("gradient_moments sample_size 1",
+     lambda: gap.gradient_moments(LINEAR, posterior(), X3, sample_size=1), ValueError,
+     "sample_size"),
+    ("traced_elbo without expected_log_joint",
+     lambda: gap.traced_elbo(hierarchical.NonlinearModel(),
+                             posterior(hierarchical.NonlinearModel()), X3),
+     ValueError, "model"),
+    # --- calibration
+    ("interval_mass level 1", lambda: calibration.interval_mass(
+        GUM(), networks.LinearGaussian(), [0.0], 1.0), ValueError, "level"),
+    ("interval_mass y nan", lambda: calibration.interval_mass(
+        GUM(), networks.LinearGaussian(), [NAN], 0.9), ValueError, "y"),
+    ("expected_coverage num_points 1", lambda: calibration.expected_coverage(
+        GUM(), networks.LinearGaussian(), 0.9, num_points=1), ValueError, "num_points"),
+    ("pit_cdf u > 1", lambda: calibration.pit_cdf(GUM(), networks.LinearGaussian(), [1.5]),
+     ValueError, "u"),
+    ("rank_distribution num_draws 0", lambda: calibration.rank_distribution(
+        GUM(), networks.LinearGaussian(), 0), ValueError, "num_draws"),
+    ("sbc_ranks num_sims 0", lambda: calibration.sbc_ranks(
+        GUM(), networks.LinearGaussian(), 0, 10), ValueError, "num_sims"),
+    ("empirical_coverage num_sims 0", lambda: calibration.empirical_coverage(
+        GUM(), networks.LinearGaussian(), 0.9, 0), ValueError, "num_sims"),
 ]
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from amortlib import gap
+from amortlib import families, gap
 from amortlib.hierarchical import LinearModel, NonlinearModel
 from amortlib.training import History
 
@@ -23,10 +23,12 @@ def linear():
 def optimal_posterior(model, x, **shift):
     """The closed-form F-VI optimum as a VariationalPosterior, optionally shifted."""
     opt = model.fvi_optimum(x)
-    family = gap.Factorized(len(opt.z_mean), loc=opt.z_mean[:, None] + shift.get("z", 0.0),
-                            scale=opt.z_sd[:, None])
-    return gap.VariationalPosterior(model, family, theta_loc=opt.theta_mean + shift.get("theta", 0),
-                                    theta_scale=opt.theta_sd)
+    family = families.Factorized(len(opt.z_mean),
+                                 loc=opt.z_mean[:, None] + shift.get("z", 0.0),
+                                 scale=opt.z_sd[:, None])
+    return families.VariationalPosterior(model, family,
+                                         theta_loc=opt.theta_mean + shift.get("theta", 0),
+                                         theta_scale=opt.theta_sd)
 
 
 def exact_elbo(model, posterior, x):
@@ -76,7 +78,8 @@ def test_elbo_gradient_vanishes_at_closed_form_optimum(linear):
 @pytest.mark.parametrize("family", ["fvi", "avi1"])
 def test_fvi_and_affine_avi_reach_the_closed_form_optimum(linear, family):
     model, x = linear
-    local = gap.Factorized(N) if family == "fvi" else gap.Amortized(gap.Polynomial(1))
+    local = (families.Factorized(N) if family == "fvi"
+             else families.Amortized(families.Polynomial(1)))
     posterior, history = gap.fit_vi(model, local, x, num_steps=3000, learning_rate=0.05,
                                     sample_size=4, seed=2)
     best = model.optimal_elbo(x)
@@ -92,7 +95,7 @@ def test_constant_inference_function_leaves_the_predicted_gap(linear):
     """Constant q(z_n): the best is q(z_n) = N(0, s^2/(s^2+tau^2)); the gap is
     sum_n (x_n - xbar)^2 tau^2 / (2 s^2 (s^2 + tau^2))."""
     model, x = linear
-    posterior, _ = gap.fit_vi(model, gap.Amortized(gap.Constant()), x, num_steps=3000,
+    posterior, _ = gap.fit_vi(model, families.Amortized(families.Constant()), x, num_steps=3000,
                               learning_rate=0.05, sample_size=4, seed=2)
     s2, t2 = model.sigma**2, model.tau**2
     xs = np.asarray(x, np.float64)
@@ -109,16 +112,16 @@ def test_constant_inference_function_leaves_the_predicted_gap(linear):
 
 def test_fit_vi_is_deterministic(linear):
     model, x = linear
-    runs = [gap.fit_vi(model, gap.Amortized(gap.MLP(3, seed=1)), x, num_steps=50,
+    runs = [gap.fit_vi(model, families.Amortized(families.MLPFunction(3, seed=1)), x, num_steps=50,
                        learning_rate=0.01, seed=5)[1].loss for _ in range(2)]
     np.testing.assert_array_equal(*runs)
 
 
 def test_refinement_diagnostic(linear):
     model, x = linear
-    weak, _ = gap.fit_vi(model, gap.Amortized(gap.Constant()), x, num_steps=2000,
+    weak, _ = gap.fit_vi(model, families.Amortized(families.Constant()), x, num_steps=2000,
                          learning_rate=0.05, sample_size=4, seed=2)
-    strong, _ = gap.fit_vi(model, gap.Amortized(gap.Polynomial(1)), x, num_steps=3000,
+    strong, _ = gap.fit_vi(model, families.Amortized(families.Polynomial(1)), x, num_steps=3000,
                            learning_rate=0.05, sample_size=4, seed=2)
     weak_gain = gap.fvi_refinement(model, weak, x, num_steps=300, learning_rate=0.02).gain
     strong_gain = gap.fvi_refinement(model, strong, x, num_steps=300, learning_rate=0.02).gain
@@ -127,8 +130,8 @@ def test_refinement_diagnostic(linear):
 
 
 def test_lagged_inputs_give_z1_free_parameters():
-    f = gap.Polynomial(1, input_dim=2)
-    family = gap.Amortized(f, inputs="lagged")
+    f = families.Polynomial(1, input_dim=2)
+    family = families.Amortized(f, inputs="lagged")
     x = tf.constant([1.0, 2.0, 4.0])
     f.loc_coef.assign([[0.0], [1.0], [10.0]])
     family.first_loc.assign([[-7.0]])
@@ -140,7 +143,7 @@ def test_lagged_inputs_give_z1_free_parameters():
 
 
 def test_mlp_starts_at_standard_normal_and_has_two_networks():
-    f = gap.MLP(5, hidden_layers=2)
+    f = families.MLPFunction(5, hidden_layers=2)
     loc, scale = f(tf.constant([[0.3], [-2.0]]))
     np.testing.assert_array_equal(loc, 0.0)
     np.testing.assert_array_equal(scale, 1.0)
@@ -162,34 +165,35 @@ def test_steps_to_converge_uses_a_trailing_running_mean():
 @pytest.mark.parametrize(
     "make, name",
     [
-        (lambda: gap.Polynomial(-1), "degree"),
-        (lambda: gap.Polynomial(1.5), "degree"),
-        (lambda: gap.MLP(0), "width"),
-        (lambda: gap.MLP(2, hidden_layers=0), "hidden_layers"),
-        (lambda: gap.Constant(local_dim=0), "local_dim"),
-        (lambda: gap.Amortized(gap.Constant(), inputs="y"), "inputs"),
-        (lambda: gap.Amortized(object()), "inference_function"),
-        (lambda: gap.Amortized(gap.Constant())(tf.zeros([3, 2])), "input"),
-        (lambda: gap.Amortized(gap.Constant(input_dim=2), inputs="lagged")(tf.zeros([1])),
+        (lambda: families.Polynomial(-1), "degree"),
+        (lambda: families.Polynomial(1.5), "degree"),
+        (lambda: families.MLPFunction(0), "width"),
+        (lambda: families.MLPFunction(2, hidden_layers=0), "hidden_layers"),
+        (lambda: families.Constant(local_dim=0), "local_dim"),
+        (lambda: families.Amortized(families.Constant(), inputs="y"), "inputs"),
+        (lambda: families.Amortized(object()), "inference_function"),
+        (lambda: families.Amortized(families.Constant())(tf.zeros([3, 2])), "input"),
+        (lambda: families.Amortized(families.Constant(input_dim=2), inputs="lagged")(tf.zeros([1])),
          "lagged"),
-        (lambda: gap.Factorized(0), "num_points"),
-        (lambda: gap.Factorized(3, scale=-1.0), "scale"),
-        (lambda: gap.Factorized(3, loc=np.zeros(4)), "loc"),
-        (lambda: gap.Factorized(3)(tf.zeros([4])), "data points"),
-        (lambda: gap.VariationalPosterior(LinearModel(), gap.Factorized(3, local_dim=2)),
+        (lambda: families.Factorized(0), "num_points"),
+        (lambda: families.Factorized(3, scale=-1.0), "scale"),
+        (lambda: families.Factorized(3, loc=np.zeros(4)), "loc"),
+        (lambda: families.Factorized(3)(tf.zeros([4])), "data points"),
+        (lambda: families.VariationalPosterior(LinearModel(), families.Factorized(3, local_dim=2)),
          "local_dim"),
-        (lambda: gap.VariationalPosterior("model", gap.Factorized(3)), "model"),
-        (lambda: gap.VariationalPosterior(LinearModel(), gap.Factorized(3), theta_scale=0.0),
+        (lambda: families.VariationalPosterior("model", families.Factorized(3)), "model"),
+        (lambda: families.VariationalPosterior(LinearModel(), families.Factorized(3),
+                                               theta_scale=0.0),
          "theta_scale"),
-        (lambda: gap.elbo(LinearModel(), gap.VariationalPosterior(LinearModel(),
-                          gap.Factorized(3)), np.zeros(3)), "different model"),
-        (lambda: gap.fit_vi(LinearModel(), gap.Factorized(3), np.zeros(3), num_steps=0,
+        (lambda: gap.elbo(LinearModel(), families.VariationalPosterior(LinearModel(),
+                          families.Factorized(3)), np.zeros(3)), "different model"),
+        (lambda: gap.fit_vi(LinearModel(), families.Factorized(3), np.zeros(3), num_steps=0,
                             learning_rate=0.1), "num_steps"),
-        (lambda: gap.fit_vi(LinearModel(), gap.Factorized(3), np.zeros(3), num_steps=5,
+        (lambda: gap.fit_vi(LinearModel(), families.Factorized(3), np.zeros(3), num_steps=5,
                             learning_rate=0.1, sample_size=0), "sample_size"),
-        (lambda: gap.fit_vi(LinearModel(), gap.Factorized(3), np.zeros((3, 1, 1)), num_steps=5,
+        (lambda: gap.fit_vi(LinearModel(), families.Factorized(3), np.zeros((3, 1, 1)), num_steps=5,
                             learning_rate=0.1), "x"),
-        (lambda: gap.fit_vi(NonlinearModel(), gap.Factorized(3), [0.0, np.nan, 1.0],
+        (lambda: gap.fit_vi(NonlinearModel(), families.Factorized(3), [0.0, np.nan, 1.0],
                             num_steps=5, learning_rate=0.1), "x"),
         (lambda: gap.steps_to_converge("history", 1.0), "history"),
         (lambda: gap.steps_to_converge(History(np.ones(2), {}, np.ones(2)), 0.0), "target"),
@@ -218,7 +222,8 @@ def test_traced_elbo_is_the_exact_elbo_inside_a_compiled_loop():
     model = LinearModel(tau=1.3, sigma=0.7)
     _, _, x = model.sample(300, seed=5)
     posterior, history = gap.fit_vi(
-        model, gap.Amortized(gap.Polynomial(1)), x, num_steps=50, learning_rate=0.05, seed=1,
+        model, families.Amortized(families.Polynomial(1)), x, num_steps=50, learning_rate=0.05,
+        seed=1,
         trace_fn=lambda q: {"elbo": gap.traced_elbo(model, q, x)})
     # The last traced value is the closed-form (float64) ELBO of the final parameters.
     exact = gap.exact_elbo(model, posterior, x)
@@ -229,7 +234,7 @@ def test_traced_elbo_needs_the_expectation():
     model = NonlinearModel()
     _, _, x = model.sample(10, seed=0)
     with pytest.raises(ValueError, match="expected_log_joint"):
-        gap.traced_elbo(model, gap.VariationalPosterior(model, gap.Factorized(10)), x)
+        gap.traced_elbo(model, families.VariationalPosterior(model, families.Factorized(10)), x)
 
 
 def test_gradient_moments_match_the_closed_form_for_the_linear_model():
@@ -243,8 +248,9 @@ def test_gradient_moments_match_the_closed_form_for_the_linear_model():
     x = tf.constant([0.5, -1.0, 2.0])
     kappa = 1 + tau**2 / s**2
     m, sd, m_theta, sd_theta = np.array([0.3, -0.2, 1.1]), np.array([0.5, 1.2, 0.8]), 0.4, 0.6
-    family = gap.Factorized(3, loc=m[:, None], scale=sd[:, None])
-    posterior = gap.VariationalPosterior(model, family, theta_loc=m_theta, theta_scale=sd_theta)
+    family = families.Factorized(3, loc=m[:, None], scale=sd[:, None])
+    posterior = families.VariationalPosterior(model, family, theta_loc=m_theta,
+                                              theta_scale=sd_theta)
     size = 4000
     moments = {g.name.split(":")[0]: g for g in
                gap.gradient_moments(model, posterior, x, sample_size=size, seed=3)}
@@ -254,8 +260,8 @@ def test_gradient_moments_match_the_closed_form_for_the_linear_model():
     np.testing.assert_allclose(loc.mean[:, 0], mean, atol=5 * np.sqrt(variance / size).max())
     np.testing.assert_allclose(loc.variance[:, 0], variance, rtol=5 * math.sqrt(2 / size))
     # A-VI, constant function at (0, log 1): the intercept's gradient sums over n.
-    amortized = gap.VariationalPosterior(model, gap.Amortized(gap.Constant()),
-                                         theta_loc=m_theta, theta_scale=sd_theta)
+    amortized = families.VariationalPosterior(model, families.Amortized(families.Constant()),
+                                              theta_loc=m_theta, theta_scale=sd_theta)
     intercept = gap.gradient_moments(model, amortized, x, sample_size=size, seed=4)
     intercept = {g.name.split(":")[0]: g for g in intercept}["loc_coef"]
     expected_mean = np.sum(-tau * (x.numpy() - m_theta) / s**2)
@@ -270,14 +276,14 @@ def test_gradient_moments_match_the_closed_form_for_the_linear_model():
 def test_fit_vi_again_with_another_seed_does_not_retrace(linear):
     """The multi-seed pattern: one family, re-initialised in place, fitted with each seed."""
     model, x = linear
-    family = gap.Amortized(gap.Polynomial(1))
+    family = families.Amortized(families.Polynomial(1))
     runs = []
     for seed in [1, 2]:
-        for v, w in zip(family.variables, gap.Amortized(gap.Polynomial(1)).variables):
+        for v, w in zip(family.variables, families.Amortized(families.Polynomial(1)).variables):
             v.assign(w)
         runs.append(gap.fit_vi(model, family, x, num_steps=60, learning_rate=0.05, seed=seed))
     assert runs[0][0] is runs[1][0] and runs[1][1].trace_seconds == 0.0
-    _, fresh = gap.fit_vi(model, gap.Amortized(gap.Polynomial(1)), x, num_steps=60,
+    _, fresh = gap.fit_vi(model, families.Amortized(families.Polynomial(1)), x, num_steps=60,
                           learning_rate=0.05, seed=2)
     assert fresh.trace_seconds > 0
     np.testing.assert_allclose(runs[1][1].loss, fresh.loss, rtol=1e-6)

@@ -151,7 +151,7 @@ def test_bad_input_raises_value_error_naming_the_argument(make, name):
 
 
 def test_nonlinear_quadrature_elbo_agrees_with_monte_carlo_and_itself():
-    from amortlib import gap
+    from amortlib import families, gap
 
     model = NonlinearModel()
     _, _, x = model.sample(60, seed=5)
@@ -163,8 +163,8 @@ def test_nonlinear_quadrature_elbo_agrees_with_monte_carlo_and_itself():
     tf_value = model.quadrature_elbo(np.asarray(x), np.float32(0.3), np.float32(0.2),
                                      mu.astype(np.float32), sd.astype(np.float32))
     assert float(tf_value) == pytest.approx(exact, abs=1e-3)
-    family = gap.Factorized(60, loc=mu[:, None], scale=sd[:, None])
-    posterior = gap.VariationalPosterior(model, family, theta_loc=0.3, theta_scale=0.2)
+    family = families.Factorized(60, loc=mu[:, None], scale=sd[:, None])
+    posterior = families.VariationalPosterior(model, family, theta_loc=0.3, theta_scale=0.2)
     estimate = gap.elbo(model, posterior, x, sample_size=4000, seed=1)
     assert abs(estimate.value - exact) < 5 * estimate.standard_error
     assert gap.exact_elbo(model, posterior, x) == pytest.approx(exact, abs=1e-3)

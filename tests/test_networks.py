@@ -72,3 +72,25 @@ def test_categorical_seeds_are_deterministic():
     np.testing.assert_array_equal(a, b)
     assert (a != c).any()
     assert a.dtype == np.int32 and a.shape == (4, 50)
+
+
+def test_mlp_options_relu_he_zero_output():
+    import tensorflow as tf
+
+    from amortlib.networks import MLP
+
+    glorot = MLP(3, (5,), 2, seed=4)
+    he = MLP(3, (5,), 2, activation="relu", initialiser="he", zero_output=True, seed=4)
+    # the same uniform draw, scaled: Glorot's range sqrt(6 / (3 + 5)), He's sqrt(6 / 3)
+    np.testing.assert_allclose(he.weights[0].numpy() * np.sqrt(6 / 8) / np.sqrt(2.0),
+                               glorot.weights[0].numpy(), rtol=1e-5)
+    assert np.all(np.abs(he.weights[0].numpy()) <= np.sqrt(2.0))
+    np.testing.assert_array_equal(he.weights[1].numpy(), 0.0)
+    assert not np.all(glorot.weights[1].numpy() == 0.0)
+    # zero output layer: the network starts as its output bias, whatever the input
+    np.testing.assert_array_equal(he(tf.random.normal([4, 3])).numpy(), 0.0)
+    # ReLU hidden layer against a NumPy forward pass
+    he.weights[1].assign(np.ones([5, 2], np.float32))
+    u = np.array([[0.3, -1.0, 2.0]], np.float32)
+    hidden = np.maximum(u @ he.weights[0].numpy(), 0.0)
+    np.testing.assert_allclose(he(u).numpy(), hidden @ np.ones([5, 2]), rtol=1e-5)

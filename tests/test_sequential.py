@@ -5,6 +5,7 @@ import pytest
 import scipy.optimize
 import tensorflow as tf
 
+from amortlib import gaussian
 from amortlib import sequential as sq
 
 
@@ -38,7 +39,7 @@ def _conditional_gaussian(mean, cov, observed, values):
 
 def test_mean_field_optimum_matches_coordinate_ascent():
     precision, linear = _random_precision(6, 0)
-    q = sq.mean_field_optimum(precision, linear)
+    q = gaussian.mean_field_optimum(precision, linear)
     np.testing.assert_allclose(q.means, _coordinate_ascent(precision, linear), atol=1e-10)
     np.testing.assert_allclose(q.variances, 1 / np.diag(precision))
 
@@ -46,10 +47,11 @@ def test_mean_field_optimum_matches_coordinate_ascent():
 def test_mean_field_optimum_minimises_the_kl():
     """A direct numerical minimisation of KL(q || p) over means and log-variances agrees."""
     precision, linear = _random_precision(4, 1)
-    q = sq.mean_field_optimum(precision, linear)
+    q = gaussian.mean_field_optimum(precision, linear)
 
     def kl(params):
-        return sq.mean_field_kl(precision, linear, sq.MeanField(params[:4], np.exp(params[4:])))
+        q = gaussian.MeanField(params[:4], np.exp(params[4:]))
+        return gaussian.mean_field_kl(precision, linear, q)
 
     result = scipy.optimize.minimize(kl, np.zeros(8), method="BFGS", options={"gtol": 1e-10})
     np.testing.assert_allclose(result.x[:4], q.means, atol=1e-5)
@@ -65,8 +67,8 @@ def test_mean_field_kl_against_the_dense_formula():
     d = means - mean_p
     expected = 0.5 * (np.trace(precision @ np.diag(variances)) + d @ precision @ d - 5
                       + np.linalg.slogdet(cov_p)[1] - np.sum(np.log(variances)))
-    q = sq.MeanField(means, variances)
-    assert sq.mean_field_kl(precision, linear, q) == pytest.approx(expected)
+    q = gaussian.MeanField(means, variances)
+    assert gaussian.mean_field_kl(precision, linear, q) == pytest.approx(expected)
 
 
 def test_mean_field_elbo_is_log_evidence_minus_kl():
@@ -76,9 +78,9 @@ def test_mean_field_elbo_is_log_evidence_minus_kl():
     log_joint_at_mean = -7.3  # any constant c(x) plus the quadratic at mu
     log_det = np.linalg.slogdet(precision)[1]
     log_evidence = log_joint_at_mean + 2.5 * math.log(2 * math.pi) - 0.5 * log_det
-    q = sq.mean_field_optimum(precision, linear)
-    assert sq.mean_field_elbo(log_joint_at_mean, precision) == pytest.approx(
-        log_evidence - sq.mean_field_kl(precision, linear, q)
+    q = gaussian.mean_field_optimum(precision, linear)
+    assert gaussian.mean_field_elbo(log_joint_at_mean, precision) == pytest.approx(
+        log_evidence - gaussian.mean_field_kl(precision, linear, q)
     )
     assert mean.shape == (5,)
 
@@ -87,37 +89,38 @@ def test_constrained_optimum_minimises_the_kl_over_its_family():
     precision, linear = _random_precision(6, 5)
     features = np.c_[np.ones(6), np.arange(6.0)]
     groups = np.array([0, 0, 0, 1, 1, 1])
-    q = sq.constrained_mean_field_optimum(precision, linear, features, groups)
+    q = gaussian.constrained_mean_field_optimum(precision, linear, features, groups)
 
     def kl(params):
         variances = np.exp(params[2:])[groups]
-        return sq.mean_field_kl(precision, linear, sq.MeanField(features @ params[:2], variances))
+        q = gaussian.MeanField(features @ params[:2], variances)
+        return gaussian.mean_field_kl(precision, linear, q)
 
     result = scipy.optimize.minimize(kl, np.zeros(4), method="BFGS", options={"gtol": 1e-10})
-    assert result.fun == pytest.approx(sq.mean_field_kl(precision, linear, q), abs=1e-8)
+    assert result.fun == pytest.approx(gaussian.mean_field_kl(precision, linear, q), abs=1e-8)
     # Free features for every latent give back the unconstrained optimum.
-    free = sq.constrained_mean_field_optimum(precision, linear, np.eye(6), np.arange(6))
-    np.testing.assert_allclose(free.means, sq.mean_field_optimum(precision, linear).means)
+    free = gaussian.constrained_mean_field_optimum(precision, linear, np.eye(6), np.arange(6))
+    np.testing.assert_allclose(free.means, gaussian.mean_field_optimum(precision, linear).means)
 
 
 def test_tridiagonal_eigenvalues():
     for size in [2, 3, 4, 10, 50]:
-        matrix = sq.tridiagonal(size, 3.0, -2.0)
+        matrix = gaussian.tridiagonal(size, 3.0, -2.0)
         k = np.arange(1, size + 1)
         expected = np.sort(3.0 - 4.0 * np.cos(k * np.pi / (size + 1)))
         np.testing.assert_allclose(np.linalg.eigvalsh(matrix), expected, atol=1e-12)
     with pytest.raises(ValueError, match="positive definite"):
-        sq.mean_field_optimum(sq.tridiagonal(10, 3.0, -2.0), np.ones(10))
+        gaussian.mean_field_optimum(gaussian.tridiagonal(10, 3.0, -2.0), np.ones(10))
 
 
 def test_the_papers_matrix_is_indefinite_and_not_the_models_precision():
-    psi = sq.paper_hmm_matrix(2)
+    psi = gaussian.paper_hmm_matrix(2)
     np.testing.assert_allclose(np.linalg.eigvalsh(psi), [2 - 5**0.5, 2 + 5**0.5])
     for size in [2, 3, 7, 100]:
-        psi = sq.paper_hmm_matrix(size)
+        psi = gaussian.paper_hmm_matrix(size)
         assert psi[0, 0] == 1.0 and np.all(np.diag(psi)[1:] == 3.0)
         assert np.all(np.diag(psi, 1) == -2.0) and np.all(np.diag(psi, -1) == -2.0)
-        assert not sq.is_positive_definite(psi)
+        assert not gaussian.is_positive_definite(psi)
         assert np.linalg.eigvalsh(psi)[0] < 0 < np.linalg.eigvalsh(psi)[-1]
         lam = sq.GaussianHMM(1.0, 1.0, 1.0, 1.0).precision(np.ones(size))
         assert not np.allclose(psi, lam)
@@ -189,7 +192,7 @@ def test_hmm_precision_is_positive_definite_without_diagonal_dominance(
     transition = lam - np.diag(diagonal)
     assert np.linalg.eigvalsh(transition)[0] > -1e-12  # positive semidefinite
     assert np.linalg.eigvalsh(lam)[0] >= 1 / observation_sd**2 - 1e-12
-    assert sq.is_positive_definite(lam)
+    assert gaussian.is_positive_definite(lam)
     if rho == 0.5:  # the first row is not diagonally dominant here
         assert lam[0, 0] < abs(lam[0, 1])
 
@@ -292,8 +295,9 @@ def test_saw_gaussian_elbo_is_optimal_elbo_minus_kl_difference():
     means, sds = rng.normal(size=21), rng.uniform(0.3, 1.5, size=21)
     elbo = model.gaussian_elbo(x, means[0], sds[0], means[1:], sds[1:])
     q_star = model.fvi_optimum(x)
-    expected = model.optimal_elbo(x) - (sq.mean_field_kl(lam, h, sq.MeanField(means, sds**2))
-                                        - sq.mean_field_kl(lam, h, q_star))
+    expected = model.optimal_elbo(x) - (
+        gaussian.mean_field_kl(lam, h, gaussian.MeanField(means, sds**2))
+        - gaussian.mean_field_kl(lam, h, q_star))
     assert elbo == pytest.approx(expected, rel=1e-10)
     assert model.gaussian_elbo(x, q_star.means[0], q_star.variances[0] ** 0.5, q_star.means[1:],
                                q_star.variances[1:] ** 0.5) == pytest.approx(model.optimal_elbo(x))
@@ -329,8 +333,8 @@ def test_saw_amortized_families_exact_gaps():
     x = model.paper_data(300, seed=2).numpy().astype(np.float64)
     lam, h = model.precision(x), model.linear_term(x)
     groups = np.r_[0, np.ones(len(x), int)]
-    best = sq.mean_field_kl(lam, h, model.fvi_optimum(x))
-    gap = {inputs: sq.mean_field_kl(lam, h, sq.constrained_mean_field_optimum(
+    best = gaussian.mean_field_kl(lam, h, model.fvi_optimum(x))
+    gap = {inputs: gaussian.mean_field_kl(lam, h, gaussian.constrained_mean_field_optimum(
         lam, h, model.features(x, inputs), groups)) - best for inputs in ("x", "lagged")}
     assert gap["lagged"] == pytest.approx(0.0, abs=1e-8)
     assert gap["x"] > 10.0
@@ -395,24 +399,27 @@ _SAW, _I2, _1s = sq.SawTimeSeries(), np.eye(2), np.ones(2)
         (lambda: sq.GaussianHMM(initial_sd=math.inf).sample(5), "initial_sd"),
         (lambda: sq.GaussianHMM().sample(2.5), "num_points"),
         (lambda: sq.GaussianHMM().log_joint(np.zeros(3), np.zeros(4)), "z"),
-        (lambda: sq.tridiagonal(0, 3.0, -2.0), "size"),
-        (lambda: sq.tridiagonal(3, math.nan, -2.0), "diagonal"),
-        (lambda: sq.tridiagonal(3, 3.0, None), "off_diagonal"),
-        (lambda: sq.mean_field_optimum(np.ones((2, 3)), np.ones(2)), "precision"),
-        (lambda: sq.mean_field_optimum(np.eye(2), np.ones(3)), "linear"),
-        (lambda: sq.mean_field_optimum([[1.0, 2.0], [0.0, 1.0]], np.ones(2)), "precision"),
-        (lambda: sq.mean_field_optimum(-np.eye(2), np.ones(2)), "precision"),
-        (lambda: sq.mean_field_optimum(np.eye(2), [1.0, math.nan]), "precision and linear"),
-        (lambda: sq.mean_field_kl(_I2, _1s, sq.MeanField(_1s, np.zeros(2))), "q.variances"),
-        (lambda: sq.mean_field_kl(_I2, _1s, sq.MeanField(np.ones(3), np.ones(3))), "q"),
-        (lambda: sq.mean_field_elbo(math.inf, np.eye(2)), "log_joint_at_mean"),
-        (lambda: sq.mean_field_elbo(0.0, -np.eye(2)), "precision"),
-        (lambda: sq.mean_field_elbo(0.0, np.eye(2), [1.0, -1.0]), "variances"),
+        (lambda: gaussian.tridiagonal(0, 3.0, -2.0), "size"),
+        (lambda: gaussian.tridiagonal(3, math.nan, -2.0), "diagonal"),
+        (lambda: gaussian.tridiagonal(3, 3.0, None), "off_diagonal"),
+        (lambda: gaussian.mean_field_optimum(np.ones((2, 3)), np.ones(2)), "precision"),
+        (lambda: gaussian.mean_field_optimum(np.eye(2), np.ones(3)), "linear"),
+        (lambda: gaussian.mean_field_optimum([[1.0, 2.0], [0.0, 1.0]], np.ones(2)), "precision"),
+        (lambda: gaussian.mean_field_optimum(-np.eye(2), np.ones(2)), "precision"),
+        (lambda: gaussian.mean_field_optimum(np.eye(2), [1.0, math.nan]), "linear"),
+        (lambda: gaussian.mean_field_kl(_I2, _1s, gaussian.MeanField(_1s, np.zeros(2))),
+         "q.variances"),
+        (lambda: gaussian.mean_field_kl(_I2, _1s, gaussian.MeanField(np.ones(3), np.ones(3))), "q"),
+        (lambda: gaussian.mean_field_elbo(math.inf, np.eye(2)), "log_joint_at_mean"),
+        (lambda: gaussian.mean_field_elbo(0.0, -np.eye(2)), "precision"),
+        (lambda: gaussian.mean_field_elbo(0.0, np.eye(2), [1.0, -1.0]), "variances"),
         (lambda: _SAW.gaussian_elbo([1.0, 2.0], 0.0, 0.0, [0.0, 0.0], [1.0, 1.0]), "theta_sd"),
         (lambda: sq.SawTimeSeries().gaussian_elbo([1.0, 2.0], 0.0, 1.0, [0.0], [1.0]), "z_mean"),
-        (lambda: sq.constrained_mean_field_optimum(_I2, _1s, _1s, [0, 0]), "features"),
-        (lambda: sq.constrained_mean_field_optimum(_I2, _1s, np.ones((2, 2)), [0, 0]), "features"),
-        (lambda: sq.constrained_mean_field_optimum(_I2, _1s, _I2, [0.5, 1.0]), "variance_groups"),
+        (lambda: gaussian.constrained_mean_field_optimum(_I2, _1s, _1s, [0, 0]), "features"),
+        (lambda: gaussian.constrained_mean_field_optimum(_I2, _1s, np.ones((2, 2)), [0, 0]),
+         "features"),
+        (lambda: gaussian.constrained_mean_field_optimum(_I2, _1s, _I2, [0.5, 1.0]),
+         "variance_groups"),
     ],
 )
 def test_bad_inputs_raise_value_errors_naming_the_argument(call, name):
