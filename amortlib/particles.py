@@ -60,8 +60,6 @@ def _particles(model, q_net, observations, seed, num_particles, *, stop_draws: b
     (zero if there are none).
     """
     num_particles = _checks.positive_int("num_particles", num_particles)
-    if seed is None:
-        raise ValueError("seed must be an integer or a stateless seed tensor, got None")
     seed = _checks.seed(seed)
     y = _checks.observations(observations, name="observations")
     q = q_net(y)

@@ -137,12 +137,6 @@ def pad(data_sets: Sequence[Sequence[float]], width: int | None = None) -> tf.Te
     return tf.constant(out)
 
 
-def _sample_seed(seed):
-    if seed is None:
-        raise ValueError("seed must be an integer or a stateless seed tensor, got None")
-    return _checks.seed(seed)
-
-
 class _IidModel:
     """Shared by the iid models: the range of $n$ and the padded draws of $y$."""
 
@@ -155,7 +149,7 @@ class _IidModel:
     def _sizes_and_noise(self, batch_size, seed, n):
         """Sizes ``[batch]`` (uniform, or all ``n``) and standard normals ``[batch, width]``."""
         batch_size = _checks.positive_int("batch_size", batch_size)
-        n_seed, noise_seed, latent_seed = tfp.random.split_seed(_sample_seed(seed), n=3)
+        n_seed, noise_seed, latent_seed = tfp.random.split_seed(_checks.seed(seed), n=3)
         if n is None:
             width = self.n_max
             sizes = tf.random.stateless_uniform([batch_size], n_seed, self.n_min,
