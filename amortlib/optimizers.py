@@ -30,7 +30,10 @@ class Adam:
     ``optimizer``:
     ``build(variables)`` (create the state, once, eagerly), ``reset(num_steps)`` (start a run:
     zero the state, set the schedule; eagerly, before every run) and ``apply(step, gradients)``
-    (in the compiled loop; ``gradients[i]`` is None for a variable without a gradient).
+    (in the compiled loop; ``gradients[i]`` is None for a variable without a gradient). The loop
+    calls ``apply`` inside a `tf.cond`, so that a step that fails its checks changes nothing; an
+    optimiser may also define ``apply_masked(step, gradients, active)``, as `Adam` does, which
+    the loop calls instead, without the branch (cheaper to trace and to set up).
 
     Args:
         learning_rate: the (initial) learning rate, > 0.
