@@ -30,7 +30,10 @@ class Adam:
     ``optimizer``:
     ``build(variables)`` (create the state, once, eagerly), ``reset(num_steps)`` (start a run:
     zero the state, set the schedule; eagerly, before every run) and ``apply(step, gradients)``
-    (in the compiled loop; ``gradients[i]`` is None for a variable without a gradient).
+    (in the compiled loop; ``gradients[i]`` is None for a variable without a gradient). The loop
+    calls ``apply`` inside a `tf.cond`, so that a step that fails its checks changes nothing; an
+    optimiser may also define ``apply_masked(step, gradients, active)``, as `Adam` does, which
+    the loop calls instead, without the branch (cheaper to trace and to set up).
 
     Args:
         learning_rate: the (initial) learning rate, > 0.
@@ -70,20 +73,37 @@ class Adam:
 
     def apply(self, step, gradients) -> None:
         """One update of every variable that has a gradient (variables without one are skipped)."""
+        self._apply(step, gradients, None)
+
+    def apply_masked(self, step, gradients, active) -> None:
+        """`apply` if the boolean tensor ``active`` is true; else leave the variables unchanged.
+
+        No branch in the graph: with ``active`` false every gradient counts as zero and the rate
+        as zero, so each variable keeps its value exactly (its moments decay, which does not
+        matter to `amortlib.training.minimize`: it stops the run, and the next run calls
+        `reset`). With ``active`` true the update is `apply`'s, bit for bit.
+        """
+        self._apply(step, gradients, active)
+
+    def _apply(self, step, gradients, active) -> None:
         constants = {}  # per dtype, built once per step
 
         def constants_for(dtype):
             if dtype not in constants:
                 t = tf.cast(step + 1, dtype)
                 beta1, beta2 = tf.constant(self.beta1, dtype), tf.constant(self.beta2, dtype)
+                lr = tf.cast(self.rate(step), dtype)
+                if active is not None:
+                    lr = tf.where(active, lr, tf.zeros_like(lr))
                 constants[dtype] = dict(
                     beta1_power=beta1**t, beta2_power=beta2**t, beta1=beta1, beta2=beta2,
-                    lr=tf.cast(self.rate(step), dtype),
-                    epsilon=tf.constant(self.epsilon, dtype))
+                    lr=lr, epsilon=tf.constant(self.epsilon, dtype))
             return constants[dtype]
 
         for w, g, (m, v) in zip(self.variables, gradients, self.moments):
             if g is not None:
-                tf.raw_ops.ResourceApplyAdam(var=w.handle, m=m.handle, v=v.handle,
-                                             grad=tf.convert_to_tensor(g, w.dtype),
+                g = tf.convert_to_tensor(g, w.dtype)
+                if active is not None:
+                    g = tf.where(active, g, tf.zeros_like(g))
+                tf.raw_ops.ResourceApplyAdam(var=w.handle, m=m.handle, v=v.handle, grad=g,
                                              **constants_for(w.dtype))

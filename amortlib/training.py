@@ -74,7 +74,6 @@ class _Runner:
         self.factor = tf.Variable(np.inf, dtype=tf.float32, trainable=False)
         trace_names = self.trace_names
 
-        @tf.autograph.experimental.do_not_convert
         def evaluate(step_seed):
             with tf.GradientTape() as tape:
                 value = tf.cast(loss_fn(step_seed), tf.float32)
@@ -86,7 +85,6 @@ class _Runner:
                                  "(no gradient reaches them)")
             return value, gradients
 
-        @tf.autograph.experimental.do_not_convert
         def status_of(step, value, gradients):
             self.start_loss.assign(tf.where(tf.equal(step, 0), tf.abs(value), self.start_loss))
             limit = self.factor * tf.maximum(self.start_loss, 1.0)
@@ -95,11 +93,20 @@ class _Runner:
                 tf.where(~_all_finite(gradients), _GRADIENT,
                          tf.where(tf.abs(value) > limit, _DIVERGED, _OK)))
 
-        @tf.autograph.experimental.do_not_convert
-        def update(step, gradients):
-            optimizer.apply(step, gradients)
+        masked = callable(getattr(optimizer, "apply_masked", None))
 
-        @tf.autograph.experimental.do_not_convert
+        def update(step, gradients, ok):
+            # Apply the step only if it passed its checks. An optimiser with ``apply_masked``
+            # (the default Adam) does it without a branch in the graph: a cheaper trace and
+            # graph set-up. Any other optimiser's ``apply`` runs inside a `tf.cond`.
+            if masked:
+                optimizer.apply_masked(step, gradients, ok)
+                return
+            def apply():
+                optimizer.apply(step, gradients)
+                return tf.constant(True)
+            tf.cond(ok, apply, lambda: tf.constant(False))
+
         def traced_values():
             traced = trace_fn()
             if sorted(traced) != sorted(trace_names):
@@ -115,26 +122,34 @@ class _Runner:
         spec = [tf.TensorSpec([2], tf.int32), tf.TensorSpec([], tf.int32),
                 tf.TensorSpec([], tf.int32)]
 
-        @tf.function(input_signature=spec, autograph=True)
+        # The loop is a plain `tf.while_loop` (no autograph, no branch in its body): tracing and
+        # the graph set-up of the first call cost less than autograph's version with `break`.
+        # A step that fails its checks is recorded, leaves the variables unchanged and ends the
+        # loop through its condition.
+        @tf.function(input_signature=spec, autograph=False)
         def run_steps(base_seed, start, count):
             losses = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
             traces = [tf.TensorArray(tf.float32, size=0, dynamic_size=True) for _ in trace_names]
-            status = tf.constant(_OK)
-            for i in tf.range(count):
+
+            def body(i, status, losses, *traces):
                 step = start + i
                 step_seed = tf.random.experimental.stateless_fold_in(base_seed, step)
                 value, gradients = evaluate(step_seed)
                 losses = losses.write(i, value)
                 status = status_of(step, value, gradients)
-                if status != _OK:
-                    break  # leave the variables as they were before this step
-                update(step, gradients)
+                ok = tf.equal(status, _OK)
+                update(step, gradients, ok)
                 if trace_names:
                     values, finite = traced_values()
                     traces = [t.write(i, v) for t, v in zip(traces, values)]
-                    if not finite:
-                        status = tf.constant(_TRACE)
-                        break
+                    status = tf.where(ok & ~finite, _TRACE, status)
+                return (i + 1, status, losses, *traces)
+
+            def condition(i, status, *_):
+                return (i < count) & tf.equal(status, _OK)
+
+            _, status, losses, *traces = tf.while_loop(
+                condition, body, (tf.constant(0), tf.constant(_OK), losses, *traces))
             return losses.stack(), [t.stack() for t in traces], status
 
         self.run_steps = run_steps

@@ -4,6 +4,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from amortlib import GaussianUnknownMean, LinearGaussian, fit, minimize, pq_loss
+from amortlib.optimizers import Adam
 
 tfd = tfp.distributions
 
@@ -290,6 +291,43 @@ def test_minimize_takes_another_optimizer():
         minimize(lambda seed: w**2, [w], num_steps=1, optimizer=SGD(0.1), learning_rate=0.1)
     with pytest.raises(TypeError, match="optimizer"):
         minimize(lambda seed: w**2, [w], num_steps=1, optimizer=object())
+
+
+def test_another_optimizer_is_not_applied_on_a_failed_step():
+    """An optimiser without ``apply_masked`` runs in a branch: a NaN loss at step 1 (w = 0 after
+    one step from 1 at rate 1, then log(w) = -inf) leaves w at its value after step 0."""
+    w = tf.Variable(1.0, dtype=tf.float64)
+    with pytest.raises(FloatingPointError, match=r"at step 1 \(of 5\)"):
+        minimize(lambda seed: w - tf.math.log(w) * tf.cast(w < 0.5, tf.float64) * 1e300,
+                 [w], num_steps=5, optimizer=SGD(1.0), progress=False)
+    assert w.numpy() == 0.0
+
+
+@pytest.mark.parametrize("anneal", [True, False])
+def test_adam_apply_masked_is_apply_or_nothing(anneal):
+    """Active: the update of `apply`, bit for bit. Inactive: every variable keeps its value
+    exactly, even for a NaN gradient (the moments may change; `reset` starts a run afresh)."""
+    start = [np.array([0.3, -1.2], np.float32), np.array(2.5, np.float64)]
+    gradients = [tf.constant([0.7, -0.1]), tf.constant(-3.0, tf.float64)]
+    results = {}
+    for how in ["apply", "masked"]:
+        variables = [tf.Variable(v) for v in start]
+        adam = Adam(0.1, anneal=anneal)
+        adam.build(variables)
+        adam.reset(10)
+        for step in range(3):
+            if how == "apply":
+                adam.apply(tf.constant(step), gradients)
+            else:
+                adam.apply_masked(tf.constant(step), gradients, tf.constant(True))
+        results[how] = [v.numpy() for v in variables]
+        before = [v.numpy() for v in variables]
+        nan = [tf.fill([2], np.nan), tf.constant(np.nan, tf.float64)]
+        adam.apply_masked(tf.constant(3), nan, tf.constant(False))
+        for v, b in zip(variables, before):
+            np.testing.assert_array_equal(v.numpy(), b)
+    for a, m in zip(results["apply"], results["masked"]):
+        np.testing.assert_array_equal(a, m)
 
 
 def test_history_records_chunk_and_trace_times():
