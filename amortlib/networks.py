@@ -194,24 +194,15 @@ class MLP(tf.Module):
         return tf.reshape(h, tf.concat([leading, [h.shape[-1]]], 0))
 
 
-#: Offset between the integer seeds of a network's MLPs (see `_sub_seeds`).
-_SEED_STRIDE = 1000
+def _sub_seeds(seed, count: int) -> list[tf.Tensor]:
+    """Stateless seeds of a network's ``count`` MLPs, split from ``seed``.
 
-
-def _sub_seeds(seed, count: int) -> list[int]:
-    """Integer seeds of a network's ``count`` MLPs: ``seed``, ``seed + 1000``, ...
-
-    The one exception to the library's rule of folding sub-seeds (`_checks.seed`): Part I's
-    chapters were calibrated with these initial weights, and folded seeds change them enough to
-    move several of their checked results. The seed is checked first, so a seed whose offsets
-    would pass $2^{31}$ is refused naming the value that was passed.
+    The library's seed policy (`_checks.seed`): ``seed`` (an integer in $[0, 2^{31})$ or a
+    stateless seed tensor; None is refused) is split by `tfp.random.split_seed`, never added
+    to, so every integer seed is valid, the sub-seeds are distinct, and an error names the
+    value that was passed.
     """
-    _checks.integer_seed(seed)
-    top = int(seed) + _SEED_STRIDE * (count - 1)
-    if top >= 2**31:
-        raise ValueError(f"seed must be below 2**31 - {_SEED_STRIDE * (count - 1)} for a network "
-                         f"of {count} MLPs, got {seed}")
-    return [int(seed) + _SEED_STRIDE * i for i in range(count)]
+    return list(tfp.random.split_seed(_checks.seed(seed), n=count))
 
 
 class _Standardised(tf.Module):
@@ -246,8 +237,8 @@ class MLPGaussian(_Standardised):
     Args:
         hidden: hidden-layer widths of each MLP.
         input_loc, input_scale: centre and scale of typical observations.
-        seed: an integer seed for the initial weights (the first MLP's; the others' are offset
-            from it by 1000 each).
+        seed: an integer or stateless seed for the initial weights, split by
+            `tfp.random.split_seed` into one seed per MLP.
         name: name of the module.
 
     Example:
@@ -290,8 +281,8 @@ class CategoricalGaussian(_Standardised):
         num_components: $K$, the number of values of $z$.
         hidden: hidden-layer widths of each MLP.
         input_loc, input_scale: centre and scale of typical observations.
-        seed: an integer seed for the initial weights (the first MLP's; the others' are offset
-            from it by 1000 each).
+        seed: an integer or stateless seed for the initial weights, split by
+            `tfp.random.split_seed` into one seed per MLP.
         name: name of the module.
 
     Example:
@@ -349,8 +340,8 @@ class OpenUniverseNetwork(_Standardised):
         padding_probs: the model's prior of $z$ (``model.probs``); its length is $K$.
         hidden: hidden-layer widths of each MLP.
         input_loc, input_scale: centre and scale of typical observations.
-        seed: an integer seed for the initial weights (the first MLP's; the others' are offset
-            from it by 1000 each).
+        seed: an integer or stateless seed for the initial weights, split by
+            `tfp.random.split_seed` into one seed per MLP.
         name: name of the module.
 
     Raises:

@@ -530,7 +530,9 @@ class DeepSets(tf.Module):
         summary_size = _checks.positive_int("summary_size", summary_size)
         num_params, self._make = FAMILIES[family]
         self.encoder = MLP(1, encoder, summary_size, seed=seed)
-        self.head = MLP(summary_size + 1, head, num_params, seed=seed + 1000)
+        # The head's seed is split from the encoder's (never added to it: no overflow).
+        _, head_seed = tfp.random.split_seed(_checks.seed(seed), n=2)
+        self.head = MLP(summary_size + 1, head, num_params, seed=head_seed)
 
     @_plain
     def summary(self, y) -> tf.Tensor:

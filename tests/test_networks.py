@@ -94,3 +94,58 @@ def test_mlp_options_relu_he_zero_output():
     u = np.array([[0.3, -1.0, 2.0]], np.float32)
     hidden = np.maximum(u @ he.weights[0].numpy(), 0.0)
     np.testing.assert_allclose(he(u).numpy(), hidden @ np.ones([5, 2]), rtol=1e-5)
+
+
+def _first_weights(q_net):
+    """The first-layer weights of each MLP of a Part I network, in construction order."""
+    from amortlib.networks import MLP
+
+    return [m.weights[0].numpy() for m in vars(q_net).values() if isinstance(m, MLP)]
+
+
+def test_sub_seeds_are_split_distinct_deterministic_and_never_overflow():
+    from amortlib.networks import _sub_seeds
+
+    for seed in (0, 7, 2**31 - 1):  # the largest valid seed: nothing is added to it
+        seeds = np.array([s.numpy() for s in _sub_seeds(seed, 5)])
+        assert seeds.shape == (5, 2)
+        assert len({tuple(s) for s in seeds}) == 5
+        again = np.array([s.numpy() for s in _sub_seeds(seed, 5)])
+        np.testing.assert_array_equal(seeds, again)
+    # A stateless seed tensor is accepted and split the same way as the integer it encodes.
+    import tensorflow as tf
+    np.testing.assert_array_equal(_sub_seeds(tf.constant([0, 7]), 2)[1].numpy(),
+                                  _sub_seeds(7, 2)[1].numpy())
+
+
+@pytest.mark.parametrize("seed, shown", [(2**31, "2147483648"), (-1, "-1"), (None, "None"),
+                                         (1.5, "1.5"), ("3", "'3'")])
+@pytest.mark.parametrize("name", ["MLPGaussian", "CategoricalGaussian", "OpenUniverseNetwork"])
+def test_bad_network_seed_names_the_value_passed(name, seed, shown):
+    from amortlib import networks
+
+    with pytest.raises(ValueError, match=rf"seed .*{shown}"):
+        getattr(networks, name)(hidden=(4,), seed=seed)
+
+
+@pytest.mark.parametrize("name, count", [("MLPGaussian", 2), ("CategoricalGaussian", 3),
+                                         ("OpenUniverseNetwork", 5)])
+def test_network_mlps_start_from_different_weights(name, count):
+    from amortlib import networks
+
+    for seed in (0, 2**31 - 1):
+        q_net = getattr(networks, name)(hidden=(6,), seed=seed)
+        first = _first_weights(q_net)
+        assert len(first) == count
+        # Same-shaped layers of different MLPs differ, entry by entry.
+        for i in range(count):
+            for j in range(i):
+                if first[i].shape == first[j].shape:
+                    assert np.all(first[i] != first[j])
+        # Deterministic in the seed, different across seeds.
+        same = _first_weights(getattr(networks, name)(hidden=(6,), seed=seed))
+        for a, b in zip(first, same):
+            np.testing.assert_array_equal(a, b)
+    other = _first_weights(getattr(networks, name)(hidden=(6,), seed=1))
+    assert not np.array_equal(other[0], _first_weights(getattr(networks, name)(
+        hidden=(6,), seed=0))[0])

@@ -253,3 +253,19 @@ def test_fit_learns_a_known_variance_posterior():
     assert kl.mean() < 0.1
     fresh = DeepSets("normal", encoder=(16,), summary_size=4, head=(16,), seed=0)
     assert kl_divergence(model.posterior(y), fresh(y)).mean() > 1.0
+
+
+def test_deep_sets_head_seed_is_split_not_added():
+    """The largest valid seed builds (nothing is added to it); encoder and head differ."""
+    top = DeepSets("normal", encoder=(4,), summary_size=3, head=(4,), seed=2**31 - 1)
+    same = DeepSets("normal", encoder=(4,), summary_size=3, head=(4,), seed=2**31 - 1)
+    for a, b in zip(top.trainable_variables, same.trainable_variables):
+        assert np.array_equal(a.numpy(), b.numpy())
+    # The encoder is the plain MLP of the seed; the head is not (a shared seed would give it
+    # the first-layer weights of MLP(4, (4,), 2, seed)).
+    assert np.array_equal(top.encoder.weights[0].numpy(),
+                          MLP(1, (4,), 3, seed=2**31 - 1).weights[0].numpy())
+    assert np.all(top.head.weights[0].numpy()
+                  != MLP(4, (4,), 2, seed=2**31 - 1).weights[0].numpy())
+    with pytest.raises(ValueError, match="seed .*2147483648"):
+        DeepSets("normal", seed=2**31)
