@@ -55,10 +55,8 @@ def seed(value, name: str = "seed"):
     the training loop refuses it: a draw from global random state (TensorFlow's or NumPy's)
     would make a chapter's numbers depend on what ran before it. Sub-seeds come from the seed
     by `tfp.random.split_seed` or `stateless_fold_in`, never by adding to the integer (which
-    overflows past $2^{31}$ and can collide with another seed). One exception is kept for the
-    numbers of Part I's chapters: the MLPs inside `amortlib.networks.MLPGaussian`,
-    `CategoricalGaussian` and `OpenUniverseNetwork` take ``seed``, ``seed + 1000``, ..., checked
-    so that they cannot overflow.
+    overflows past $2^{31}$ and can collide with another seed); the MLPs inside the networks of
+    `amortlib.networks` and the head of `amortlib.sets.DeepSets` get theirs by ``split_seed``.
 
     TFP treats a plain integer seed as the seed of a *stateful* generator, whose draws depend on
     how many random ops ran before; a stateless seed makes every call reproducible.
