@@ -54,11 +54,13 @@ def elbo_draws(model, q_net, observations, *, seed, sample_size: int = 1,
         \quad\text{or, with } \texttt{exact\_entropy},\quad
         \log p(x^{(s)}, y) + \mathrm H\big(q_\phi(\cdot \mid y)\big),
 
-    each an unbiased estimate of $\mathrm{ELBO}(q_\phi(\cdot \mid y))$. With the entropy in
-    closed form only $\log p$ carries Monte Carlo noise, which lowers the variance (Part II's
-    mean-field Gaussians); the plain form needs nothing of $q$ but draws and densities (Part I).
-    `qp_loss` is minus their mean; `amortlib.gap` and `amortlib.refinement` estimate ELBOs and
-    their gradients with it.
+    each an unbiased estimate of $\mathrm{ELBO}(q_\phi(\cdot \mid y))$. The plain form needs
+    nothing of $q$ but draws and densities (Part I); with the entropy in closed form only
+    $\log p$ carries Monte Carlo noise (what Part II's mean-field Gaussians use). Neither is
+    less noisy everywhere: far from the posterior the closed form usually is, while near it
+    $\log p - \log q$ is almost constant and the plain form is (Roeder et al., 2017,
+    "sticking the landing"). `qp_loss` is minus their mean; `amortlib.gap` and
+    `amortlib.refinement` estimate ELBOs and their gradients with it.
 
     Args:
         model: a model with ``log_prob(latents, observations)`` (see `amortlib.models`, or
@@ -166,8 +168,8 @@ def qp_loss(model, q_net, latents, observations, *, seed, sample_size: int = 1,
             $\mathbb E_q[\nabla_\phi \log q_\phi(c \mid y)] = 0$; the value is unchanged.
             Ignored by the other estimators, whose gradients have no such term.
         exact_entropy: for ``"reparameterize"``, replace $\log q_\phi$ by minus $q$'s entropy
-            in closed form (see `elbo_draws`): the same expectation, less noise. Part II's
-            variational posteriors use it.
+            in closed form (see `elbo_draws`): the same expectation, another noise. Part II's
+            variational posteriors are trained with it.
 
     Returns:
         A scalar tensor. When $q_\phi(\cdot \mid y) = p(\cdot \mid y)$ every term equals
