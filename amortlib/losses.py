@@ -98,14 +98,8 @@ def elbo_draws(model, q_net, observations, *, seed, sample_size: int = 1,
     _checks.model_and_network(model, q_net, q)
     _reparameterized(q)
     x = q.sample(sample_size, seed=seed)
-    if exact_entropy:
-        return model.log_prob(x, y) + q.entropy()
-    return _elbo_terms(model, x, q.log_prob(x), y)
-
-
-def _elbo_terms(model, draws, log_q, y) -> tf.Tensor:
-    """$\\log p(\\text{draws}, y) - \\log q$: the ELBO's integrand, for every estimator."""
-    return model.log_prob(draws, y) - log_q
+    log_q = -q.entropy() if exact_entropy else q.log_prob(x)
+    return model.log_prob(x, y) - log_q
 
 
 def _flag(name, value) -> bool:
@@ -247,7 +241,7 @@ def score_function_qp_loss(model, q, y, support, *, sample_size: int, baseline: 
         seed: an integer or a stateless seed (required).
     """
     draws, parts = _draw(q, _checks.seed(seed), sample_shape=[sample_size])
-    f = -_elbo_terms(model, draws, tf.add_n(list(parts.values())), y)  # [sample_size, batch]
+    f = tf.add_n(list(parts.values())) - model.log_prob(draws, y)  # [sample_size, batch]
     log_q_discrete = tf.add_n([parts[name] for name in support])
     b = (tf.reduce_sum(f, 0, keepdims=True) - f) / (sample_size - 1) if baseline else 0.0
     score = log_q_discrete - tf.stop_gradient(log_q_discrete)  # zero, with the score's gradient
@@ -298,7 +292,7 @@ def enumerated_qp_loss(model, q, y, support, *, seed, sample_size: int = 1) -> t
         pinned = {name: tf.fill(shape, tf.constant(value)) for name, value in config.items()}
         draws, parts = _draw(q, config_seed, value=pinned)  # continuous latents given c
         weight = tf.exp(tf.add_n([parts[name] for name in support]))  # q(c | y)
-        f = -_elbo_terms(model, draws, tf.add_n(list(parts.values())), y)
+        f = tf.add_n(list(parts.values())) - model.log_prob(draws, y)
         total += tf.reduce_mean(weight * f, axis=0)  # mean over the continuous draws
     return tf.reduce_mean(total)
 
