@@ -18,6 +18,10 @@ Both losses average a divergence over observations drawn from the model, $y \sim
       = \mathbb E_{p(y)}\big[\mathrm{KL}(p(\cdot \mid y) \,\|\, q_\phi(\cdot \mid y))\big]
       + \mathbb E_{p(y)}\big[\mathrm H(p(\cdot \mid y))\big].
 
+The ELBO itself is computed in one place, `elbo_draws` (one estimate per draw from $q$): the qp
+loss is minus its mean, and Part II's estimates (`amortlib.gap`) and refinement steps
+(`amortlib.refinement`) use it too.
+
 With discrete latents the pq loss is unchanged (it never differentiates through a draw), while
 the qp loss needs one of the discrete estimators of `qp_loss`: enumeration or the score function.
 """
