@@ -327,8 +327,25 @@ class VariationalPosterior(tf.Module):
             ((2, 1), (2, 3, 1))
         """
         loc, scale = self.local(x)
-        return tfd.JointDistributionNamed({
+        return _MeanField({
             "theta": tfd.Independent(tfd.Normal(self.theta_loc, tf.exp(self.theta_log_scale)),
                                      reinterpreted_batch_ndims=1),
             "z": tfd.Independent(tfd.Normal(loc, scale), reinterpreted_batch_ndims=2),
         })
+
+
+class _MeanField(tfd.JointDistributionNamed):
+    """A joint distribution of independent parts, each drawn with its own part of the seed.
+
+    ``sample(n, seed)`` draws part $i$ with the $i$-th seed of ``tfp.random.split_seed(seed,
+    n=len(parts))``, without the salt that `tfd.JointDistributionNamed` adds: the draws of
+    `VariationalPosterior` are then those of amortlib's earlier hand-written sampler, so that
+    the book's numbers did not move when it became a joint distribution.
+    """
+
+    def _sample_n(self, sample_shape, seed, value=None):
+        if value is not None or seed is None:
+            return super()._sample_n(sample_shape, seed, value=value)
+        seeds = tfp.random.split_seed(seed, n=len(self.model))
+        return {name: part.sample(sample_shape, seed=part_seed)
+                for (name, part), part_seed in zip(self.model.items(), seeds)}

@@ -419,10 +419,12 @@ def fit(
         seen = {id(v) for v in variables}
         variables += [v for v in model.trainable_variables if id(v) not in seen]
     fixed = None if data is None else _fixed_data(data, loss_name)
-    _whole_data_set(model, fixed, batch_size)
+    whole = _whole_data_set(model, fixed, batch_size)
 
     def make():
         def loss_fn(step_seed):
+            if whole:  # global latents: every step takes all the data and draws none
+                return loss_fn_(model, q_net, *fixed, seed=step_seed, **loss_options)
             data_seed, q_seed = tfp.random.split_seed(step_seed)
             if fixed is None:
                 latents, y = model.sample(batch_size, seed=data_seed)
@@ -507,11 +509,12 @@ def _fixed_data(data, loss_name):
     return latents, y
 
 
-def _whole_data_set(model, fixed, batch_size: int) -> None:
-    """Refuse a model with global latents (they couple all data points) without all of them."""
+def _whole_data_set(model, fixed, batch_size: int) -> bool:
+    """True for a model with global latents (they couple all data points), refused without all
+    of them; False for a model without."""
     shared = list(getattr(model, "global_latents", ()) or ())
     if not shared:
-        return
+        return False
     if fixed is None:
         raise ValueError(f"model ({type(model).__name__}) has global latents {shared}, shared "
                          "by all data points: pass its data set as data=x")
@@ -520,6 +523,7 @@ def _whole_data_set(model, fixed, batch_size: int) -> None:
         raise ValueError(f"batch_size must be at least the number of data points, {num_points}, "
                          f"for model ({type(model).__name__}), whose global latents {shared} "
                          f"couple all of them; got {batch_size}")
+    return True
 
 
 def _minibatch(data, batch_size: int, seed):
