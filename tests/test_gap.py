@@ -358,3 +358,22 @@ def test_both_forms_of_the_elbo_draws_estimate_the_exact_elbo(linear):
         stds.append((plain.std(), closed.std()))
     assert stds[0][0] < 0.1 * stds[0][1]
     assert stds[1][1] < 0.9 * stds[1][0]
+
+
+def test_posterior_draws_each_part_with_its_own_split_of_the_seed():
+    """The stream the book's Part II numbers were computed with: theta from the first of
+    split_seed(seed), z from the second, each loc + scale * standard normal."""
+    import tensorflow_probability as tfp
+
+    model = LinearModel()
+    family = families.Factorized(4, loc=0.3, scale=0.5)
+    posterior = families.VariationalPosterior(model, family, theta_loc=0.2, theta_scale=0.7)
+    seed = tf.constant([3, 4])
+    draws = posterior(tf.zeros(4)).sample(5, seed=seed)
+    theta_seed, z_seed = tfp.random.split_seed(seed)
+    np.testing.assert_allclose(draws["theta"], 0.2 + 0.7 * tf.random.stateless_normal([5, 1],
+                                                                                       theta_seed),
+                               rtol=1e-6)
+    np.testing.assert_allclose(draws["z"], 0.3 + 0.5 * tf.random.stateless_normal([5, 4, 1],
+                                                                                   z_seed),
+                               rtol=1e-6)
