@@ -366,7 +366,8 @@ def fit(
             ``batch_size >= n`` every step uses all of them (full-batch epochs). A model with
             global latents (``model.global_latents``, for example a
             `amortlib.hierarchical.HierarchicalModel`) needs ``data`` and ``batch_size >= n``:
-            its latents couple all the rows, so a minibatch would be another model.
+            its latents couple all the rows, so a minibatch would be another model. As no
+            data are drawn, its loss gets each step's whole seed.
         train_model: also train ``model.trainable_variables`` (a model that is a `tf.Module`
             with trainable variables, for example a decoder), jointly with the network.
         seed: an integer seed. The random draws are a deterministic function of it, but two
