@@ -4,18 +4,20 @@ Modules, named after the ideas of the book:
 
 - `amortlib.models`: generative models $p(\\text{latents}, y)$ with exact posteriors;
 - `amortlib.networks`: inference networks $y \\mapsto q_\\phi(\\cdot \\mid y)$;
-- `amortlib.losses`: the qp loss (negative ELBO) and the pq loss (inference compilation);
+- `amortlib.losses`: `elbo_draws`, the one ELBO estimator of both parts, the qp loss (negative
+  ELBO) built on it, and the pq loss (inference compilation);
 - `amortlib.training`: `minimize`, the one compiled training loop, and `fit` on it;
 - `amortlib.history`: `History`, what a run records, and the running mean of its losses;
 - `amortlib.optimizers`: `Adam`, the loop's default optimiser, and the protocol of others;
 - `amortlib.evaluation`: exact KL divergences to the posterior, both directions;
 - `amortlib.plots`: the book's figure style;
 - `amortlib.hierarchical`: models with global and local latents (linear, nonlinear, Bayesian
-  decoder);
+  decoder), with the contract of every model (``sample``, ``log_prob`` over ``{theta, z}``);
 - `amortlib.families`: Part II's variational families: F-VI's free parameters, A-VI's inference
-  functions (polynomial, constant, `networks.MLP`), and the variational posterior;
-- `amortlib.gap`: ELBO estimates with standard errors, the amortization gap, fitting,
-  convergence and the refinement diagnostic;
+  functions (polynomial, constant, `networks.MLP`), and the variational posterior, an inference
+  network over ``{theta, z}`` that `fit` trains;
+- `amortlib.gap`: ELBO estimates with standard errors, the amortization gap, `fit_vi` (`fit` on
+  a whole data set), convergence and the refinement diagnostic;
 - `amortlib.gaussian`: Gaussian targets in information form and their exact mean-field optima;
 - `amortlib.sequential`: the saw time series and Gaussian hidden Markov models;
 - `amortlib.calibration`: exact and simulated coverage and SBC ranks for a scalar latent;
@@ -54,7 +56,7 @@ from amortlib.evaluation import (  # noqa: E402
     total_variation,
 )
 from amortlib.history import History, running_mean  # noqa: E402
-from amortlib.losses import discrete_configurations, pq_loss, qp_loss  # noqa: E402
+from amortlib.losses import discrete_configurations, elbo_draws, pq_loss, qp_loss  # noqa: E402
 from amortlib.models import (  # noqa: E402
     GaussianMixtureExplicit,
     GaussianMixturePrior,
@@ -93,6 +95,7 @@ __all__ = [
     "OpenUniverseNetwork",
     "calibration",
     "discrete_configurations",
+    "elbo_draws",
     "families",
     "fit",
     "forward_kl",

@@ -9,27 +9,30 @@ For a `amortlib.families.VariationalPosterior` $q(\theta) \prod_n q(z_n)$ of a m
   `traced_elbo`: the exact ELBO as a tensor, to record during training;
 - `elbo_difference` and `amortization_gap`: ELBO differences on *paired* draws, so that the
   standard error is that of the difference;
-- `fit_vi`: maximise the ELBO with `amortlib.training.minimize` (loss $=-$ELBO);
+- `fit_vi`: `amortlib.training.fit` with the qp loss on the whole data set (loss $=-$ELBO);
 - `steps_to_converge`: first step whose running-mean loss is within 1% of a target;
 - `fvi_refinement`: the diagnostic of Margossian and Blei: run F-VI from the A-VI solution;
   if the ELBO still rises, the inference function is too weak;
 - `gradient_moments`: mean and variance of one step's gradient.
 
+Every Monte Carlo ELBO here is the mean of `amortlib.losses.elbo_draws` with the entropy of $q$
+in closed form.
+
 Example:
     >>> from amortlib import families
     >>> from amortlib.hierarchical import LinearModel
     >>> model = LinearModel(tau=1.0, sigma=1.0)
-    >>> _, _, x = model.sample(500, seed=0)
-    >>> family = families.Amortized(families.Polynomial(1))
-    >>> posterior, history = fit_vi(model, family, x, num_steps=1500, learning_rate=0.05,
-    ...                             sample_size=4)
+    >>> _, x = model.sample(500, seed=0)
+    >>> posterior = families.VariationalPosterior(
+    ...     model, families.Amortized(families.Polynomial(1)))
+    >>> history = fit_vi(model, posterior, x, num_steps=1500, learning_rate=0.05,
+    ...                  sample_size=4, progress=False)
     >>> round(float(posterior.local_family.inference_function.loc_coef[1, 0]), 2)
     0.5
 """
 
 from __future__ import annotations
 
-import collections
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -41,7 +44,8 @@ from amortlib import _checks
 from amortlib.families import Factorized, VariationalPosterior
 from amortlib.hierarchical import HierarchicalModel
 from amortlib.history import History, running_mean
-from amortlib.training import minimize
+from amortlib.losses import elbo_draws
+from amortlib.training import fit
 
 __all__ = [
     "Convergence",
@@ -110,7 +114,9 @@ def _draws(posterior, x, sample_size, seed, chunk_size):
     for i, start in enumerate(range(0, sample_size, chunk_size)):
         count = min(chunk_size, sample_size - start)
         chunk_seed = tf.random.experimental.stateless_fold_in(base, i)
-        out.append(posterior.elbo_draws(x, count, chunk_seed).numpy().astype(np.float64))
+        draws = elbo_draws(posterior.model, posterior, x, seed=chunk_seed, sample_size=count,
+                           exact_entropy=True)
+        out.append(draws.numpy().astype(np.float64))
     return np.concatenate(out)
 
 
@@ -188,7 +194,7 @@ def traced_elbo(model: HierarchicalModel, posterior: VariationalPosterior, x) ->
     expected = model.expected_log_joint(x, posterior.theta_loc[0],
                                         tf.exp(posterior.theta_log_scale[0]),
                                         loc[:, 0], scale[:, 0])
-    return expected + posterior.entropy(x)
+    return expected + posterior(x).entropy()
 
 
 def elbo_difference(model: HierarchicalModel, posterior_a: VariationalPosterior,
@@ -227,75 +233,54 @@ def amortization_gap(model: HierarchicalModel, fvi_posterior: VariationalPosteri
                            seed=seed)
 
 
-def fit_vi(model: HierarchicalModel, local_family, x, *, num_steps: int, learning_rate: float,
-           sample_size: int = 1, anneal: bool = True, theta_loc=0.0, theta_scale=1.0,
+def fit_vi(model: HierarchicalModel, posterior: VariationalPosterior, x, *, num_steps: int,
+           learning_rate: float, sample_size: int = 1, anneal: bool = True,
            trace_fn: Callable[[VariationalPosterior], dict] | None = None, seed: int = 0,
-           progress: bool = False) -> tuple[VariationalPosterior, History]:
-    r"""Fit $q(\theta) \prod_n q(z_n)$ by maximising the ELBO with `amortlib.training.minimize`.
+           progress: bool = True) -> History:
+    r"""Fit $q(\theta) \prod_n q(z_n)$ to the data set ``x`` by maximising its ELBO.
 
-    F-VI with a `amortlib.families.Factorized` family, A-VI with an
-    `amortlib.families.Amortized` one. Each step uses
-    ``sample_size`` fresh reparameterised draws on the whole data set; the loss is $-$ELBO.
+    A shorthand for ``amortlib.training.fit(model, posterior, "qp", data=x,
+    batch_size=len(x), exact_entropy=True, ...)``: each step uses ``sample_size`` fresh
+    reparameterised draws from ``posterior`` on the whole data set (its global $\theta$
+    couples every data point) and the entropy of $q$ in closed form; the loss is $-$ELBO
+    (`amortlib.losses.qp_loss`). F-VI with a `amortlib.families.Factorized` family, A-VI with
+    an `amortlib.families.Amortized` one.
 
     Args:
         model: the model.
-        local_family: a `Factorized` or `Amortized` family (trained in place).
+        posterior: a `amortlib.families.VariationalPosterior` built for ``model`` (trained
+            in place).
         x: the data, shape [N] or [N, D].
         num_steps: number of Adam steps.
         learning_rate: Adam's (initial) learning rate.
         sample_size: draws per step.
-        anneal: cosine decay of the learning rate to 1% (see `minimize`).
-        theta_loc, theta_scale: initial mean and standard deviation of $q(\theta)$.
+        anneal: cosine decay of the learning rate to 1% (see `amortlib.training.minimize`).
         trace_fn: optional ``trace_fn(posterior) -> {name: scalar}`` recorded every step.
         seed: an integer seed.
         progress: show a progress bar.
 
     Returns:
-        ``(posterior, history)``; ``history.loss`` is the single-step estimate of $-$ELBO.
+        A `amortlib.history.History`; ``history.loss`` is the single-step estimate of $-$ELBO.
 
     Re-running the same problem does not retrace: called again with the same ``model``,
-    ``local_family`` and ``x`` objects (and ``sample_size`` and ``trace_fn``), `fit_vi` returns
-    the same posterior object, its $q(\theta)$ reset to ``theta_loc`` and ``theta_scale``, and
-    reuses the compiled loop; the family keeps its trained values unless you re-initialise them
-    in place first, for example from a new family of the same shape: ``new =
-    families.Amortized(families.MLPFunction(k, seed=s))``, then ``for v, w in
-    zip(family.variables, new.variables): v.assign(w)``. Another ``seed``, ``num_steps`` or
-    ``learning_rate`` costs no tracing.
+    ``posterior`` and ``x`` objects (and ``sample_size`` and ``trace_fn``), `fit_vi` reuses the
+    compiled loop, and another ``seed``, ``num_steps`` or ``learning_rate`` costs no tracing.
+    The posterior keeps its trained values: to start again from the same point, re-initialise
+    it in place first, for example ``posterior.set_theta(0.0, 1.0)`` and, for the local
+    family, ``for v, w in zip(family.variables, new.variables): v.assign(w)`` with ``new`` a
+    fresh family of the same shape.
 
     Raises:
-        ValueError: for bad sizes, data, or a family that does not fit the model or the data.
+        ValueError: for bad sizes, data, or a posterior that does not fit the model or the data.
     """
+    _check_posterior("posterior", posterior, model)
     data = x
     x = _checks.data(x)
-    sample_size = _checks.positive_int("sample_size", sample_size)
-    key = (id(model), id(local_family), id(data), sample_size, id(trace_fn))
-    if key in _FIT_VI:
-        _FIT_VI.move_to_end(key)
-        _, posterior, loss_fn, traced = _FIT_VI[key]
-        posterior.set_theta(theta_loc, theta_scale)
-    else:
-        posterior = VariationalPosterior(model, local_family, theta_loc=theta_loc,
-                                         theta_scale=theta_scale)
-        posterior.local(x)  # fail early, eagerly, if the family does not fit the data
-
-        def loss_fn(step_seed):
-            return -tf.reduce_mean(posterior.elbo_draws(x, sample_size, step_seed))
-
-        traced = None if trace_fn is None else (lambda: trace_fn(posterior))
-        _FIT_VI[key] = ((model, local_family, data, trace_fn), posterior, loss_fn, traced)
-        while len(_FIT_VI) > 16:
-            _FIT_VI.popitem(last=False)
-
-    history = minimize(
-        loss_fn, posterior.trainable_variables, num_steps=num_steps, learning_rate=learning_rate,
-        anneal=anneal, trace_fn=traced, seed=seed, progress=progress, name="-ELBO",
-    )
-    return posterior, history
-
-
-#: fit_vi's problems by (model, family, data, sample_size, trace_fn): reused, so that a rerun
-#: with another seed reuses the compiled loop (see `fit_vi`).
-_FIT_VI: collections.OrderedDict = collections.OrderedDict()
+    posterior.local(x)  # fail early, eagerly, if the family does not fit the data
+    return fit(model, posterior, "qp", data=data, batch_size=int(x.shape[0]),
+               exact_entropy=True, sample_size=sample_size, num_steps=num_steps,
+               learning_rate=learning_rate, anneal=anneal, trace_fn=trace_fn, seed=seed,
+               progress=progress)
 
 
 def steps_to_converge(loss, target: float, *, rel_tol: float = 0.01, window: int = 100,
@@ -384,11 +369,10 @@ def fvi_refinement(model: HierarchicalModel, posterior: VariationalPosterior, x,
     x = _checks.data(x)
     loc, scale = posterior.local(x)
     family = Factorized(int(x.shape[0]), model.local_dim, loc=loc.numpy(), scale=scale.numpy())
-    refined, history = fit_vi(
-        model, family, x, num_steps=num_steps, learning_rate=learning_rate,
-        sample_size=sample_size, theta_loc=posterior.theta_loc.numpy(),
-        theta_scale=np.exp(posterior.theta_log_scale.numpy()), seed=seed,
-    )
+    refined = VariationalPosterior(model, family, theta_loc=posterior.theta_loc.numpy(),
+                                   theta_scale=np.exp(posterior.theta_log_scale.numpy()))
+    history = fit_vi(model, refined, x, num_steps=num_steps, learning_rate=learning_rate,
+                     sample_size=sample_size, seed=seed, progress=False)
     # The evaluation draws must not be the training draws: their own seed, folded from seed.
     eval_seed = tf.random.experimental.stateless_fold_in(_checks.seed(seed), 1)
     gain = elbo_difference(model, refined, posterior, x, sample_size=eval_sample_size,
@@ -427,7 +411,8 @@ def gradient_moments(model: HierarchicalModel, posterior: VariationalPosterior, 
         raise ValueError("sample_size must be at least 2 to estimate a variance")
     variables = posterior.trainable_variables
     with tf.GradientTape() as tape:
-        losses = -posterior.elbo_draws(x, sample_size, _checks.seed(seed))
+        losses = -elbo_draws(model, posterior, x, seed=seed, sample_size=sample_size,
+                             exact_entropy=True)
     jacobians = tape.jacobian(losses, variables, experimental_use_pfor=True)
     out = []
     for variable, jac in zip(variables, jacobians):

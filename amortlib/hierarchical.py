@@ -7,14 +7,19 @@ point $x_n$, $n = 1, \dots, N$, has its own local latent $z_n$ (dimension ``loca
 .. math::
     p(\theta, z, x) = p(\theta) \prod_{n=1}^N p(z_n \mid \theta)\, p(x_n \mid z_n, \theta).
 
-Every model here is a `HierarchicalModel`, whose interface is all that `amortlib.gap` uses:
+Every model here is a `HierarchicalModel`, with the contract of every model in amortlib (see
+`amortlib.models`), its latents being ``{"theta", "z"}`` and its observations a whole data set:
 
-- ``sample(num_points, seed)`` returns ``(theta, z, x)``: one draw of $\theta$ (shape
-  ``[global_dim]``), the local latents (``[N, local_dim]``) and the data (``[N]`` for scalar
-  observations, ``[N, D]`` for vectors);
-- ``log_joint(theta, z, x)`` returns $\log p(\theta, z, x)$ for ``theta`` of shape
-  ``[S, global_dim]`` and ``z`` of shape ``[S, N, local_dim]`` (``S`` draws), as a tensor of
-  shape ``[S]``. An improper flat prior contributes 0.
+- ``sample(num_points, seed)`` returns ``(latents, x)``: ``latents["theta"]``, one draw of
+  $\theta$ (shape ``[global_dim]``), ``latents["z"]``, the local latents (``[N, local_dim]``),
+  and the data ``x`` (``[N]`` for scalar observations, ``[N, D]`` for vectors);
+- ``log_prob(latents, x)`` returns $\log p(\theta, z, x)$ for ``latents["theta"]`` of shape
+  ``[S, global_dim]`` and ``latents["z"]`` of shape ``[S, N, local_dim]`` (``S`` draws), as a
+  tensor of shape ``[S]``. An improper flat prior contributes 0.
+
+Since $\theta$ couples all data points, a variational posterior
+(`amortlib.families.VariationalPosterior`) is fitted to one whole data set at a time:
+``amortlib.training.fit(model, posterior, "qp", data=x, batch_size=N, exact_entropy=True)``.
 
 Models:
 
@@ -55,26 +60,45 @@ _LOG_2PI = math.log(2 * math.pi)
 class HierarchicalModel:
     """Base class: a model $p(\\theta) \\prod_n p(z_n \\mid \\theta) p(x_n \\mid z_n, \\theta)$.
 
-    Subclasses set ``global_dim`` and ``local_dim`` and implement ``sample`` and ``log_joint``.
+    Subclasses set ``global_dim`` and ``local_dim`` and implement ``sample`` and
+    ``_log_joint(theta, z, x)``, the log density for ``theta`` [S, d_theta] and ``z`` [S, N, d_z].
     """
 
     global_dim: int = 1
     local_dim: int = 1
+    #: The latents' names: ``log_prob`` takes and ``sample`` returns a dict with these keys.
+    latent_names = ("theta", "z")
+    #: The latents shared by all data points: `amortlib.training.fit` needs the whole data set
+    #: in every step for a model that has any.
+    global_latents = ("theta",)
 
     def sample(self, num_points: int, seed=None):
-        """Draw ``(theta, z, x)`` with ``num_points`` data points.
+        """Draw ``(latents, x)`` with ``num_points`` data points.
 
         ``seed`` (an integer or a stateless seed tensor) is required: None is refused with a
         `ValueError`, as everywhere in amortlib (see ``_checks.seed``).
         """
         raise NotImplementedError
 
-    def log_joint(self, theta, z, x) -> tf.Tensor:
-        r"""$\log p(\theta, z, x)$ for ``S`` draws: ``theta`` [S, d_theta], ``z`` [S, N, d_z]."""
+    def log_prob(self, latents, x) -> tf.Tensor:
+        r"""$\log p(\theta, z, x)$ for ``S`` draws ``{"theta": [S, d_theta], "z": [S, N, d_z]}``.
+
+        Returns a tensor of shape ``[S]``.
+
+        Raises:
+            ValueError: if ``latents`` is not a dict with the keys ``"theta"`` and ``"z"``, or
+                for bad shapes or data.
+        """
+        if not isinstance(latents, dict) or sorted(latents) != ["theta", "z"]:
+            raise ValueError(f"latents must be a dict with the keys 'theta' and 'z', got "
+                             f"{latents!r:.80}")
+        return self._log_joint(latents["theta"], latents["z"], x)
+
+    def _log_joint(self, theta, z, x) -> tf.Tensor:
         raise NotImplementedError
 
     def check_latents(self, theta, z, x):
-        """Convert and check the shapes of ``theta``, ``z`` and ``x`` for ``log_joint``."""
+        """Convert and check the shapes of ``theta``, ``z`` and ``x`` for ``log_prob``."""
         x = _checks.data(x)
         theta = tf.convert_to_tensor(theta, dtype=_checks.DTYPE)
         z = tf.convert_to_tensor(z, dtype=_checks.DTYPE)
@@ -149,10 +173,11 @@ class LinearModel(HierarchicalModel):
         return self.tau / (self.sigma**2 + self.tau**2)
 
     def sample(self, num_points: int, seed=None, *, theta: float = 0.0):
-        """Draw ``(theta, z, x)``; the prior on theta is flat, so theta is given (default 0).
+        """Draw ``(latents, x)``; the prior on theta is flat, so theta is given (default 0).
 
         Returns:
-            ``theta`` of shape [1], ``z`` of shape [N, 1] and ``x`` of shape [N].
+            ``({"theta": theta, "z": z}, x)``: ``theta`` of shape [1], ``z`` of shape [N, 1]
+            and ``x`` of shape [N].
         """
         num_points = _checks.positive_int("num_points", num_points)
         theta = _checks.finite_scalar("theta", theta)
@@ -160,9 +185,9 @@ class LinearModel(HierarchicalModel):
         z = tf.random.stateless_normal([num_points, 1], z_seed)
         noise = tf.random.stateless_normal([num_points], noise_seed)
         x = theta + self.tau * z[:, 0] + self.sigma * noise
-        return tf.constant([theta], _checks.DTYPE), z, x
+        return {"theta": tf.constant([theta], _checks.DTYPE), "z": z}, x
 
-    def log_joint(self, theta, z, x) -> tf.Tensor:
+    def _log_joint(self, theta, z, x) -> tf.Tensor:
         theta, z, x = self.check_latents(theta, z, x)
         if x.shape.rank != 1:
             raise ValueError(f"x must have shape [N] for LinearModel, got {tuple(x.shape)}")
@@ -272,8 +297,8 @@ class NonlinearModel(HierarchicalModel):
         noise: ``"exp-cos"`` (default) or ``"cos"``.
 
     Example:
-        >>> theta, z, x = NonlinearModel().sample(5, seed=0)
-        >>> tuple(theta.shape), tuple(z.shape), tuple(x.shape)
+        >>> latents, x = NonlinearModel().sample(5, seed=0)
+        >>> tuple(latents["theta"].shape), tuple(latents["z"].shape), tuple(x.shape)
         ((1,), (5, 1), (5,))
     """
 
@@ -297,7 +322,7 @@ class NonlinearModel(HierarchicalModel):
         return tf.exp(tf.cos(z)) if self.noise == "exp-cos" else tf.abs(tf.cos(z))
 
     def sample(self, num_points: int, seed=None):
-        """Draw ``(theta [1], z [N, 1], x [N])`` from the model."""
+        """Draw ``({"theta": [1], "z": [N, 1]}, x [N])`` from the model."""
         num_points = _checks.positive_int("num_points", num_points)
         s1, s2, s3 = tfp.random.split_seed(_checks.seed(seed), 3)
         theta = tf.random.stateless_normal([1], s1)
@@ -305,7 +330,7 @@ class NonlinearModel(HierarchicalModel):
         x = self.mean(theta, z[:, 0]) + self.sd(z[:, 0]) * tf.random.stateless_normal(
             [num_points], s3
         )
-        return theta, z, x
+        return {"theta": theta, "z": z}, x
 
     #: Factors with a standard deviation up to this are integrated by Gauss-Hermite quadrature.
     HERMITE_MAX_SD = 1.0
@@ -442,7 +467,7 @@ class NonlinearModel(HierarchicalModel):
                 + (size + 1) * 0.5 * math.log(2 * math.pi * math.e)
                 + tf.math.log(theta_sd) + tf.reduce_sum(tf.math.log(z_sd)))
 
-    def log_joint(self, theta, z, x) -> tf.Tensor:
+    def _log_joint(self, theta, z, x) -> tf.Tensor:
         theta, z, x = self.check_latents(theta, z, x)
         if x.shape.rank != 1:
             raise ValueError(f"x must have shape [N] for NonlinearModel, got {tuple(x.shape)}")
@@ -504,16 +529,16 @@ class BayesianDecoder(HierarchicalModel):
         return tf.einsum("snh,sho->sno", hidden, w2) + b2[:, None, :]
 
     def sample(self, num_points: int, seed=None):
-        """Draw ``(theta [P], z [N, d], x [N, D])`` from the model."""
+        """Draw ``({"theta": [P], "z": [N, d]}, x [N, D])`` from the model."""
         num_points = _checks.positive_int("num_points", num_points)
         s1, s2, s3 = tfp.random.split_seed(_checks.seed(seed), 3)
         theta = self.prior_sd * tf.random.stateless_normal([1, self.global_dim], s1)
         z = tf.random.stateless_normal([1, num_points, self.local_dim], s2)
         mean = self.decode(theta, z)[0]
         x = mean + self.noise_sd * tf.random.stateless_normal(tf.shape(mean), s3)
-        return theta[0], z[0], x
+        return {"theta": theta[0], "z": z[0]}, x
 
-    def log_joint(self, theta, z, x) -> tf.Tensor:
+    def _log_joint(self, theta, z, x) -> tf.Tensor:
         theta, z, x = self.check_latents(theta, z, x)
         if x.shape.rank != 2 or x.shape[-1] != self.obs_dim:
             raise ValueError(f"x must have shape [N, {self.obs_dim}], got {tuple(x.shape)}")

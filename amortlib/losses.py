@@ -18,6 +18,10 @@ Both losses average a divergence over observations drawn from the model, $y \sim
       = \mathbb E_{p(y)}\big[\mathrm{KL}(p(\cdot \mid y) \,\|\, q_\phi(\cdot \mid y))\big]
       + \mathbb E_{p(y)}\big[\mathrm H(p(\cdot \mid y))\big].
 
+The ELBO itself is computed in one place, `elbo_draws` (one estimate per draw from $q$): the qp
+loss is minus its mean, and Part II's estimates (`amortlib.gap`) and refinement steps
+(`amortlib.refinement`) use it too.
+
 With discrete latents the pq loss is unchanged (it never differentiates through a draw), while
 the qp loss needs one of the discrete estimators of `qp_loss`: enumeration or the score function.
 """
@@ -32,6 +36,7 @@ import tensorflow_probability as tfp
 from amortlib import _checks
 
 __all__ = [
+    "elbo_draws",
     "qp_loss",
     "pq_loss",
     "enumerated_qp_loss",
@@ -42,9 +47,84 @@ __all__ = [
 ]
 
 
+def elbo_draws(model, q_net, observations, *, seed, sample_size: int = 1,
+               exact_entropy: bool = False) -> tf.Tensor:
+    r"""Single-draw estimates of the ELBO: the one place where amortlib computes it.
+
+    For ``sample_size`` reparameterised draws $x^{(s)} \sim q_\phi(\cdot \mid y)$ it returns
+
+    .. math::
+        \log p(x^{(s)}, y) - \log q_\phi(x^{(s)} \mid y)
+        \quad\text{or, with } \texttt{exact\_entropy},\quad
+        \log p(x^{(s)}, y) + \mathrm H\big(q_\phi(\cdot \mid y)\big),
+
+    each an unbiased estimate of $\mathrm{ELBO}(q_\phi(\cdot \mid y))$. The plain form needs
+    nothing of $q$ but draws and densities (Part I); with the entropy in closed form only
+    $\log p$ carries Monte Carlo noise (what Part II's mean-field Gaussians use). Neither is
+    less noisy everywhere: far from the posterior the closed form usually is, while near it
+    $\log p - \log q$ is almost constant and the plain form is (Roeder et al., 2017,
+    "sticking the landing"). `qp_loss` is minus their mean; `amortlib.gap` and
+    `amortlib.refinement` estimate ELBOs and their gradients with it.
+
+    Args:
+        model: a model with ``log_prob(latents, observations)`` (see `amortlib.models`, or
+            `amortlib.hierarchical` for a data set with global latents).
+        q_net: an inference network; ``q_net(observations)`` returns a fully reparameterised
+            distribution over the model's latents (see `qp_loss`).
+        observations: the observations $y$, not empty.
+        seed: an integer or a stateless seed (a shape-[2] int tensor) for the draws from $q$.
+        sample_size: draws from $q$, a positive integer.
+        exact_entropy: use $q$'s entropy in closed form (``q.entropy()`` must exist) instead
+            of $-\log q_\phi(x^{(s)} \mid y)$.
+
+    Returns:
+        A tensor of shape ``[sample_size, *batch]``, where ``batch`` is the batch shape of
+        ``q_net(observations)``: one entry per observation for the networks of Part I, none
+        for a `amortlib.families.VariationalPosterior`, whose draw covers the whole data set.
+
+    Raises:
+        TypeError: if ``exact_entropy`` is not a bool.
+        ValueError: for no or a bad seed, empty observations, a bad ``sample_size``, a
+            distribution that cannot be reparameterised, or a ``q_net`` that does not fit
+            ``model``.
+
+    Example:
+        >>> from amortlib import GaussianUnknownMean, LinearGaussian
+        >>> model, q_net = GaussianUnknownMean(), LinearGaussian()
+        >>> elbo_draws(model, q_net, [0.0, 1.0, 2.0], sample_size=5, seed=0).shape
+        TensorShape([5, 3])
+    """
+    seed = _checks.seed(seed)
+    y = _non_empty("observations", observations)
+    sample_size = _checks.positive_int("sample_size", sample_size)
+    exact_entropy = _flag("exact_entropy", exact_entropy)
+    q = q_net(y)
+    _checks.model_and_network(model, q_net, q)
+    _reparameterized(q)
+    x = q.sample(sample_size, seed=seed)
+    log_q = -q.entropy() if exact_entropy else q.log_prob(x)
+    return model.log_prob(x, y) - log_q
+
+
+def _flag(name, value) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def _reparameterized(q) -> None:
+    kinds = tf.nest.flatten(q.reparameterization_type)
+    if any(kind != tfp.distributions.FULLY_REPARAMETERIZED for kind in kinds):
+        raise ValueError(
+            "q_net must return a fully reparameterised distribution for the reparameterised "
+            f"qp loss; {type(q).__name__} is not (for discrete latents use "
+            "estimator='enumerate' or 'reinforce')"
+        )
+
+
 def qp_loss(model, q_net, latents, observations, *, seed, sample_size: int = 1,
             estimator: str = "reparameterize", baseline: bool = True,
-            drop_zero_mean_term: bool = False) -> tf.Tensor:
+            drop_zero_mean_term: bool = False, exact_entropy: bool = False) -> tf.Tensor:
     r"""Monte Carlo estimate of the qp loss (negative ELBO) on a batch of observations.
 
     Averages $f = \log q_\phi(\text{latents} \mid y) - \log p(\text{latents}, y)$ over
@@ -52,7 +132,8 @@ def qp_loss(model, q_net, latents, observations, *, seed, sample_size: int = 1,
     reaches $\phi$ through the *sampling* depends on ``estimator``:
 
     - ``"reparameterize"``: all latents continuous; the draws are differentiable functions of
-      $\phi$ (the default, and the only choice for continuous-only $q$);
+      $\phi$ (the default, and the only choice for continuous-only $q$). The loss is minus the
+      mean of `elbo_draws`;
     - ``"enumerate"``: sum over every value $c$ of the discrete latents
       (``model.discrete_support``),
       $\sum_c q_\phi(c \mid y)\, \mathbb E_{q_\phi(x \mid y, c)}[f]$, with the continuous
@@ -84,18 +165,21 @@ def qp_loss(model, q_net, latents, observations, *, seed, sample_size: int = 1,
             instead of $1 + f - b$. The gradient stays unbiased, since
             $\mathbb E_q[\nabla_\phi \log q_\phi(c \mid y)] = 0$; the value is unchanged.
             Ignored by the other estimators, whose gradients have no such term.
+        exact_entropy: for ``"reparameterize"``, replace $\log q_\phi$ by minus $q$'s entropy
+            in closed form (see `elbo_draws`): the same expectation, another noise. Part II's
+            variational posteriors are trained with it.
 
     Returns:
         A scalar tensor. When $q_\phi(\cdot \mid y) = p(\cdot \mid y)$ every term equals
         $-\log p(y)$ exactly.
 
     Raises:
-        TypeError: if ``baseline`` or ``drop_zero_mean_term`` is not a bool.
+        TypeError: if ``baseline``, ``drop_zero_mean_term`` or ``exact_entropy`` is not a bool.
         ValueError: for no or a bad seed, empty observations, an unknown estimator, a bad
             ``sample_size``, a continuous-only estimator
             with a distribution that cannot be reparameterised, a discrete estimator with a
-            model that has no discrete latents, or a ``q_net`` that does not fit ``model``
-            (other latents or another number of components).
+            model that has no discrete latents or with ``exact_entropy``, or a ``q_net`` that
+            does not fit ``model`` (other latents or another number of components).
 
     Example:
         >>> from amortlib import models, networks
@@ -107,21 +191,17 @@ def qp_loss(model, q_net, latents, observations, *, seed, sample_size: int = 1,
     y = _non_empty("observations", observations)
     _checks.one_of("estimator", estimator, ESTIMATORS)
     sample_size = _checks.positive_int("sample_size", sample_size)
-    for name, flag in [("baseline", baseline), ("drop_zero_mean_term", drop_zero_mean_term)]:
-        if not isinstance(flag, bool):
-            raise TypeError(f"{name} must be True or False, got {flag!r}")
+    for name, flag in [("baseline", baseline), ("drop_zero_mean_term", drop_zero_mean_term),
+                       ("exact_entropy", exact_entropy)]:
+        _flag(name, flag)
+    if estimator == "reparameterize":
+        return -tf.reduce_mean(elbo_draws(model, q_net, y, seed=seed, sample_size=sample_size,
+                                          exact_entropy=exact_entropy))
+    if exact_entropy:
+        raise ValueError(f"exact_entropy is an option of the reparameterised estimator only, "
+                         f"not of estimator={estimator!r}")
     q = q_net(y)
     _checks.model_and_network(model, q_net, q)
-    if estimator == "reparameterize":
-        kinds = tf.nest.flatten(q.reparameterization_type)
-        if any(kind != tfp.distributions.FULLY_REPARAMETERIZED for kind in kinds):
-            raise ValueError(
-                "q_net must return a fully reparameterised distribution for the reparameterised "
-                f"qp loss; {type(q).__name__} is not (for discrete latents use "
-                "estimator='enumerate' or 'reinforce')"
-            )
-        x = q.sample(sample_size, seed=seed)
-        return tf.reduce_mean(q.log_prob(x) - model.log_prob(x, y))
     return _discrete_qp_loss(model, q, y, sample_size, estimator, baseline,
                              drop_zero_mean_term, seed)
 

@@ -39,6 +39,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from amortlib import _checks
+from amortlib.losses import elbo_draws
 from amortlib.training import History, minimize
 
 tfd = tfp.distributions
@@ -298,8 +299,8 @@ def refine(model, q_net, y, *, num_steps: int, learning_rate: float, anneal: boo
         learning_rate: Adam's (initial) learning rate, > 0.
         anneal: cosine decay of the learning rate to 1% of it (as in `minimize`).
         estimator: the ELBO the steps follow: ``"quadrature"`` (deterministic, `gaussian_elbo`)
-            or ``"reparameterize"`` (a Monte Carlo estimate with ``sample_size`` reparameterised
-            draws per observation and step).
+            or ``"reparameterize"`` (a Monte Carlo estimate, `amortlib.losses.elbo_draws` with
+            ``sample_size`` reparameterised draws per observation and step).
         sample_size: draws per observation and step for ``"reparameterize"``.
         num_nodes: quadrature nodes for the ELBO (of the steps and of the reported values).
         seed: an integer seed (used by ``"reparameterize"``).
@@ -333,15 +334,14 @@ def refine(model, q_net, y, *, num_steps: int, learning_rate: float, anneal: boo
     def elbo():
         return gaussian_elbo(model, y, loc, tf.exp(log_scale), num_nodes=num_nodes)
 
+    def refined(observations):  # the refined Gaussians, as an inference network
+        return tfd.Normal(loc, tf.exp(log_scale))
+
     def loss_fn(step_seed):
         if estimator == "quadrature":
             return -tf.reduce_sum(elbo())
-        scale = tf.exp(log_scale)
-        eps = tf.random.stateless_normal(tf.concat([[sample_size], tf.shape(y)], 0),
-                                         seed=step_seed)
-        x = loc + scale * eps
-        log_q = tfd.Normal(loc, scale).log_prob(x)
-        return tf.reduce_sum(tf.reduce_mean(log_q - model.log_prob(x, y), axis=0))
+        draws = elbo_draws(model, refined, y, seed=step_seed, sample_size=sample_size)
+        return -tf.reduce_sum(tf.reduce_mean(draws, axis=0))
 
     before = elbo().numpy()
     history = minimize(loss_fn, [loc, log_scale], num_steps=num_steps,

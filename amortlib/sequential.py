@@ -13,9 +13,9 @@ $u$ (for the saw $u = (\theta, z_1, \dots, z_N)$, for the HMM $u = z$): each mod
 precision $\Lambda$ and linear term $h$, and `amortlib.gaussian` computes the exact posterior
 and the exact optima of F-VI and of A-VI with affine inference functions.
 
-`SawTimeSeries` is an `amortlib.hierarchical.HierarchicalModel` (its ``log_joint`` is
-TensorFlow), so `amortlib.gap` trains F-VI and A-VI on it; `GaussianHMM.log_joint` is NumPy,
-for exact checks.
+`SawTimeSeries` is an `amortlib.hierarchical.HierarchicalModel` (its ``log_prob`` is
+TensorFlow), so `amortlib.training.fit` trains F-VI and A-VI on it; `GaussianHMM.log_joint` is
+NumPy, for exact checks.
 """
 
 from __future__ import annotations
@@ -97,8 +97,8 @@ class SawTimeSeries(GaussianLatents, HierarchicalModel):
 
     Example:
         >>> model = SawTimeSeries(alpha=0.75)
-        >>> theta, z, x = model.sample(5, theta=1.0, seed=0)
-        >>> z.shape, x.shape
+        >>> latents, x = model.sample(5, theta=1.0, seed=0)
+        >>> latents["z"].shape, x.shape
         (TensorShape([5, 1]), TensorShape([5]))
     """
 
@@ -129,7 +129,7 @@ class SawTimeSeries(GaussianLatents, HierarchicalModel):
         )
 
     def sample(self, num_points: int, seed=None, *, theta=None):
-        """Draw ``(theta, z, x)`` with shapes ``[1]``, ``[num_points, 1]`` and ``[num_points]``.
+        """Draw ``({"theta": theta, "z": z}, x)``: shapes ``[1]``, ``[N, 1]`` and ``[N]``.
 
         Args:
             num_points: $N$.
@@ -150,7 +150,7 @@ class SawTimeSeries(GaussianLatents, HierarchicalModel):
         x = scipy.signal.lfilter([1.0], [1.0, -self.alpha], shocks)
         z = np.concatenate([[0.0], x[:-1]]) + self.latent_sd * noise[1]
         as_tensor = lambda a: tf.constant(a, dtype=tf.float32)  # noqa: E731
-        return as_tensor([theta]), as_tensor(z[:, None]), as_tensor(x)
+        return {"theta": as_tensor([theta]), "z": as_tensor(z[:, None])}, as_tensor(x)
 
     def paper_data(self, num_points: int, seed=None, *, theta: float = 3.4159) -> tf.Tensor:
         r"""Data from the authors' recursion, $x_n = \alpha(\theta + x_{n-1}) + \epsilon_n$.
@@ -166,7 +166,7 @@ class SawTimeSeries(GaussianLatents, HierarchicalModel):
         x = scipy.signal.lfilter([1.0], [1.0, -self.alpha], self.alpha * theta + noise)
         return tf.constant(x, dtype=tf.float32)
 
-    def log_joint(self, theta, z, x) -> tf.Tensor:
+    def _log_joint(self, theta, z, x) -> tf.Tensor:
         r"""$\log p(\theta, z, x)$ for ``theta`` [S, 1] and ``z`` [S, N, 1]; returns [S].
 
         A flat prior on $\theta$ contributes 0. Works in the dtype of ``theta`` (float32 in
@@ -182,9 +182,9 @@ class SawTimeSeries(GaussianLatents, HierarchicalModel):
                 f"z must have shape [S, N, 1] and x shape [N], "
                 f"got {tuple(z.shape)} and {tuple(x.shape)}"
             )
-        return self._log_joint(theta[..., 0], z[..., 0], x)
+        return self._log_density(theta[..., 0], z[..., 0], x)
 
-    def _log_joint(self, theta, z, x):
+    def _log_density(self, theta, z, x):
         # theta [S], z [S, N], x [N] -> [S], in the dtype of theta.
         previous = tf.concat([tf.zeros([1], x.dtype), x[:-1]], axis=0)
         sd = lambda s: tf.constant(s, theta.dtype)  # noqa: E731
@@ -246,7 +246,7 @@ class SawTimeSeries(GaussianLatents, HierarchicalModel):
         z_mean = tf.convert_to_tensor(z_mean, _checks.DTYPE)
         theta_sd = tf.convert_to_tensor(theta_sd, _checks.DTYPE)
         z_sd = tf.convert_to_tensor(z_sd, _checks.DTYPE)
-        at_means = self._log_joint(theta_mean[None], z_mean[None], x)[0]
+        at_means = self._log_density(theta_mean[None], z_mean[None], x)[0]
         curvature_theta, curvature_z = self._curvatures(int(x.shape[0]))
         return at_means - 0.5 * (curvature_theta * theta_sd**2
                                  + curvature_z * tf.reduce_sum(z_sd**2))
@@ -255,7 +255,7 @@ class SawTimeSeries(GaussianLatents, HierarchicalModel):
         """The ELBO at F-VI's optimum, exactly (`mean_field_elbo`)."""
         x = _checks.data(x, ranks=(1,), min_points=2, numpy=True)
         mean = self.posterior_mean(x)
-        at_mean = self.log_joint(
+        at_mean = self._log_joint(
             tf.constant(mean[None, :1]), tf.constant(mean[None, 1:, None]), tf.constant(x)
         )
         return mean_field_elbo(float(at_mean[0]), self.precision(x))
@@ -275,7 +275,7 @@ class SawTimeSeries(GaussianLatents, HierarchicalModel):
         z_sd = np.asarray(z_sd, dtype=np.float64).reshape(-1)
         if z_mean.shape != x.shape or z_sd.shape != x.shape:
             raise ValueError(f"z_mean and z_sd must have shape {x.shape}")
-        at_means = self.log_joint(
+        at_means = self._log_joint(
             tf.constant([[theta_mean]], tf.float64),
             tf.constant(z_mean[None, :, None]),
             tf.constant(x),

@@ -378,7 +378,11 @@ def fit(
             example ``model.sample(n, seed)``), or observations alone (an array whose first axis
             indexes data points), which only a loss that ignores the latents (``"qp"``) can use.
             Each step uses ``batch_size`` of the $n$ rows, drawn without replacement; with
-            ``batch_size >= n`` every step uses all of them (full-batch epochs).
+            ``batch_size >= n`` every step uses all of them (full-batch epochs). A model with
+            global latents (``model.global_latents``, for example a
+            `amortlib.hierarchical.HierarchicalModel`) needs ``data`` and ``batch_size >= n``:
+            its latents couple all the rows, so a minibatch would be another model. As no
+            data are drawn, its loss gets each step's whole seed.
         train_model: also train ``model.trainable_variables`` (a model that is a `tf.Module`
             with trainable variables, for example a decoder), jointly with the network.
         seed: an integer seed. The random draws are a deterministic function of it, but two
@@ -398,7 +402,8 @@ def fit(
     Raises:
         ValueError: for an unknown loss name, an option the loss does not take, a
             non-positive size or learning rate, a network without trainable variables, bad
-            ``data``, or ``train_model`` with a model that has no trainable variables.
+            ``data``, a model with global latents without ``data`` or with ``batch_size``
+            below its size, or ``train_model`` with a model that has no trainable variables.
         TypeError: for a loss that is neither a name nor a callable, or ``train_model`` with a
             model that is not a `tf.Module`.
         FloatingPointError: see `minimize`.
@@ -430,9 +435,12 @@ def fit(
         seen = {id(v) for v in variables}
         variables += [v for v in model.trainable_variables if id(v) not in seen]
     fixed = None if data is None else _fixed_data(data, loss_name)
+    whole = _whole_data_set(model, fixed, batch_size)
 
     def make():
         def loss_fn(step_seed):
+            if whole:  # global latents: every step takes all the data and draws none
+                return loss_fn_(model, q_net, *fixed, seed=step_seed, **loss_options)
             data_seed, q_seed = tfp.random.split_seed(step_seed)
             if fixed is None:
                 latents, y = model.sample(batch_size, seed=data_seed)
@@ -515,6 +523,23 @@ def _fixed_data(data, loss_name):
                 raise ValueError(f"data latents must have {y.shape[0]} rows, one per y; "
                                  f"got shape {tuple(part.shape)}")
     return latents, y
+
+
+def _whole_data_set(model, fixed, batch_size: int) -> bool:
+    """True for a model with global latents (they couple all data points), refused without all
+    of them; False for a model without."""
+    shared = list(getattr(model, "global_latents", ()) or ())
+    if not shared:
+        return False
+    if fixed is None:
+        raise ValueError(f"model ({type(model).__name__}) has global latents {shared}, shared "
+                         "by all data points: pass its data set as data=x")
+    num_points = int(fixed[1].shape[0])
+    if batch_size < num_points:
+        raise ValueError(f"batch_size must be at least the number of data points, {num_points}, "
+                         f"for model ({type(model).__name__}), whose global latents {shared} "
+                         f"couple all of them; got {batch_size}")
+    return True
 
 
 def _minibatch(data, batch_size: int, seed):

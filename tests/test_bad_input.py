@@ -120,6 +120,17 @@ ROWS = [
      ValueError, r"q_net .*CategoricalGaussian.*model .*OpenUniverseMixture"),
     ("qp_loss y nan", lambda: losses.qp_loss(GUM(), networks.LinearGaussian(), None, [NAN],
                                              seed=0), ValueError, "y"),
+    ("qp_loss exact_entropy str", lambda: losses.qp_loss(
+        GUM(), networks.LinearGaussian(), None, [0.0], seed=0, exact_entropy="yes"),
+     TypeError, "exact_entropy"),
+    ("qp_loss exact_entropy enumerate", lambda: losses.qp_loss(
+        MIX(), networks.CategoricalGaussian(), None, [0.0], seed=0, estimator="enumerate",
+        exact_entropy=True), ValueError, "exact_entropy"),
+    ("elbo_draws empty", lambda: losses.elbo_draws(GUM(), networks.LinearGaussian(), [],
+                                                   seed=0), ValueError, "observations"),
+    ("elbo_draws sample_size 0", lambda: losses.elbo_draws(
+        GUM(), networks.LinearGaussian(), [0.0], seed=0, sample_size=0), ValueError,
+     "sample_size"),
     # --- evaluation
     ("reverse_kl 3 components for 2", lambda: evaluation.reverse_kl(
         MIX(), networks.CategoricalGaussian(3), [0.0]), ValueError, "components"),
@@ -227,8 +238,10 @@ ROWS = [
      "seed"),
     ("gradient_moments seed None",
      lambda: gap.gradient_moments(LINEAR, posterior(), X3, seed=None), ValueError, "seed"),
-    ("fit_vi seed None", lambda: gap.fit_vi(LIN(), families.Factorized(3), X3, num_steps=2,
+    ("fit_vi seed None", lambda: gap.fit_vi(LINEAR, posterior(), X3, num_steps=2,
                                             learning_rate=0.1, seed=None), ValueError, "seed"),
+    ("elbo_draws seed None", lambda: losses.elbo_draws(LINEAR, posterior(), X3, seed=None),
+     ValueError, "seed"),
     ("empirical_coverage seed None",
      lambda: calibration.empirical_coverage(GUM(), networks.LinearGaussian(), 0.9, 10,
                                             seed=None), ValueError, "seed"),
@@ -328,10 +341,20 @@ ROWS = [
     ("amortization_gap sample_size 0",
      lambda: gap.amortization_gap(LINEAR, posterior(), posterior(), X3, sample_size=0),
      ValueError, "sample_size"),
-    ("fit_vi num_steps 0", lambda: gap.fit_vi(LIN(), families.Factorized(3), X3, num_steps=0,
+    ("fit_vi num_steps 0", lambda: gap.fit_vi(LINEAR, posterior(), X3, num_steps=0,
                                               learning_rate=0.1), ValueError, "num_steps"),
-    ("fit_vi x complex", lambda: gap.fit_vi(LIN(), families.Factorized(3), X3 + 1j,
+    ("fit_vi x complex", lambda: gap.fit_vi(LINEAR, posterior(), X3 + 1j,
                                             num_steps=2, learning_rate=0.1), ValueError, "x"),
+    ("fit_vi posterior a family", lambda: gap.fit_vi(LINEAR, families.Factorized(3), X3,
+                                                     num_steps=2, learning_rate=0.1),
+     ValueError, "posterior"),
+    ("fit hierarchical batch_size below N", lambda: am.fit(
+        LINEAR, posterior(), "qp", data=X3, batch_size=2, num_steps=2), ValueError,
+     "batch_size"),
+    ("fit hierarchical without data", lambda: am.fit(
+        LINEAR, posterior(), "qp", batch_size=3, num_steps=2), ValueError, "data"),
+    ("LinearModel log_prob latents tuple", lambda: LINEAR.log_prob(
+        (np.zeros((1, 1)), np.zeros((1, 3, 1))), X3), ValueError, "latents"),
     ("fvi_refinement posterior", lambda: gap.fvi_refinement(LIN(), "q", X3), ValueError,
      "posterior"),
     ("gradient_moments sample_size 1",

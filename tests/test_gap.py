@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from amortlib import families, gap
+from amortlib import families, gap, losses
 from amortlib.hierarchical import LinearModel, NonlinearModel
 from amortlib.training import History
 
@@ -16,8 +16,14 @@ N = 400
 @pytest.fixture(scope="module")
 def linear():
     model = LinearModel(tau=1.155, sigma=2.43)
-    _, _, x = model.sample(N, seed=0, theta=1.0)
+    _, x = model.sample(N, seed=0, theta=1.0)
     return model, x
+
+
+def fitted(model, family, x, **options):
+    """Fit a posterior with ``family`` by `gap.fit_vi`; return the posterior and the history."""
+    posterior = families.VariationalPosterior(model, family)
+    return posterior, gap.fit_vi(model, posterior, x, progress=False, **options)
 
 
 def optimal_posterior(model, x, **shift):
@@ -56,7 +62,8 @@ def elbo_gradients(model, posterior, x, num_batches=30, sample_size=50):
     rows = []
     for k in range(num_batches):
         with tf.GradientTape() as tape:
-            value = tf.reduce_mean(posterior.elbo_draws(x, sample_size, tf.constant([7, k])))
+            value = tf.reduce_mean(losses.elbo_draws(model, posterior, x, seed=tf.constant([7, k]),
+                                                     sample_size=sample_size, exact_entropy=True))
         grads = tape.gradient(value, posterior.trainable_variables)
         rows.append(np.concatenate([g.numpy().ravel() for g in grads]))
     return np.array(rows)
@@ -80,8 +87,8 @@ def test_fvi_and_affine_avi_reach_the_closed_form_optimum(linear, family):
     model, x = linear
     local = (families.Factorized(N) if family == "fvi"
              else families.Amortized(families.Polynomial(1)))
-    posterior, history = gap.fit_vi(model, local, x, num_steps=3000, learning_rate=0.05,
-                                    sample_size=4, seed=2)
+    posterior, history = fitted(model, local, x, num_steps=3000, learning_rate=0.05,
+                                  sample_size=4, seed=2)
     best = model.optimal_elbo(x)
     # The exact ELBO of the trained q is within 0.5 nats of the optimum (about 0.05%).
     assert best - 0.5 < exact_elbo(model, posterior, x) <= best + 1e-6
@@ -95,8 +102,8 @@ def test_constant_inference_function_leaves_the_predicted_gap(linear):
     """Constant q(z_n): the best is q(z_n) = N(0, s^2/(s^2+tau^2)); the gap is
     sum_n (x_n - xbar)^2 tau^2 / (2 s^2 (s^2 + tau^2))."""
     model, x = linear
-    posterior, _ = gap.fit_vi(model, families.Amortized(families.Constant()), x, num_steps=3000,
-                              learning_rate=0.05, sample_size=4, seed=2)
+    posterior, _ = fitted(model, families.Amortized(families.Constant()), x, num_steps=3000,
+                          learning_rate=0.05, sample_size=4, seed=2)
     s2, t2 = model.sigma**2, model.tau**2
     xs = np.asarray(x, np.float64)
     predicted = np.sum((xs - xs.mean()) ** 2) * t2 / (2 * s2 * (s2 + t2))
@@ -112,17 +119,17 @@ def test_constant_inference_function_leaves_the_predicted_gap(linear):
 
 def test_fit_vi_is_deterministic(linear):
     model, x = linear
-    runs = [gap.fit_vi(model, families.Amortized(families.MLPFunction(3, seed=1)), x, num_steps=50,
-                       learning_rate=0.01, seed=5)[1].loss for _ in range(2)]
+    runs = [fitted(model, families.Amortized(families.MLPFunction(3, seed=1)), x, num_steps=50,
+                   learning_rate=0.01, seed=5)[1].loss for _ in range(2)]
     np.testing.assert_array_equal(*runs)
 
 
 def test_refinement_diagnostic(linear):
     model, x = linear
-    weak, _ = gap.fit_vi(model, families.Amortized(families.Constant()), x, num_steps=2000,
-                         learning_rate=0.05, sample_size=4, seed=2)
-    strong, _ = gap.fit_vi(model, families.Amortized(families.Polynomial(1)), x, num_steps=3000,
-                           learning_rate=0.05, sample_size=4, seed=2)
+    weak, _ = fitted(model, families.Amortized(families.Constant()), x, num_steps=2000,
+                     learning_rate=0.05, sample_size=4, seed=2)
+    strong, _ = fitted(model, families.Amortized(families.Polynomial(1)), x, num_steps=3000,
+                       learning_rate=0.05, sample_size=4, seed=2)
     weak_gain = gap.fvi_refinement(model, weak, x, num_steps=300, learning_rate=0.02).gain
     strong_gain = gap.fvi_refinement(model, strong, x, num_steps=300, learning_rate=0.02).gain
     assert weak_gain.value > 10 * weak_gain.standard_error and weak_gain.value > 5
@@ -187,14 +194,18 @@ def test_steps_to_converge_uses_a_trailing_running_mean():
          "theta_scale"),
         (lambda: gap.elbo(LinearModel(), families.VariationalPosterior(LinearModel(),
                           families.Factorized(3)), np.zeros(3)), "different model"),
-        (lambda: gap.fit_vi(LinearModel(), families.Factorized(3), np.zeros(3), num_steps=0,
-                            learning_rate=0.1), "num_steps"),
+        (lambda: fitted(LinearModel(), families.Factorized(3), np.zeros(3), num_steps=0,
+                        learning_rate=0.1), "num_steps"),
+        (lambda: fitted(LinearModel(), families.Factorized(3), np.zeros(3), num_steps=5,
+                        learning_rate=0.1, sample_size=0), "sample_size"),
+        (lambda: fitted(LinearModel(), families.Factorized(3), np.zeros((3, 1, 1)), num_steps=5,
+                        learning_rate=0.1), "x"),
+        (lambda: fitted(NonlinearModel(), families.Factorized(3), [0.0, np.nan, 1.0],
+                        num_steps=5, learning_rate=0.1), "x"),
         (lambda: gap.fit_vi(LinearModel(), families.Factorized(3), np.zeros(3), num_steps=5,
-                            learning_rate=0.1, sample_size=0), "sample_size"),
-        (lambda: gap.fit_vi(LinearModel(), families.Factorized(3), np.zeros((3, 1, 1)), num_steps=5,
-                            learning_rate=0.1), "x"),
-        (lambda: gap.fit_vi(NonlinearModel(), families.Factorized(3), [0.0, np.nan, 1.0],
-                            num_steps=5, learning_rate=0.1), "x"),
+                            learning_rate=0.1), "VariationalPosterior"),
+        (lambda: fitted(LinearModel(), families.Factorized(3), np.zeros(4), num_steps=5,
+                        learning_rate=0.1), "data points"),
         (lambda: gap.steps_to_converge("history", 1.0), "history"),
         (lambda: gap.steps_to_converge(History(np.ones(2), {}, np.ones(2)), 0.0), "target"),
         (lambda: gap.steps_to_converge(History(np.ones(2), {}, np.ones(2)), 1.0, rel_tol=1.5),
@@ -220,8 +231,8 @@ def test_elbo_needs_two_draws(linear):
 
 def test_traced_elbo_is_the_exact_elbo_inside_a_compiled_loop():
     model = LinearModel(tau=1.3, sigma=0.7)
-    _, _, x = model.sample(300, seed=5)
-    posterior, history = gap.fit_vi(
+    _, x = model.sample(300, seed=5)
+    posterior, history = fitted(
         model, families.Amortized(families.Polynomial(1)), x, num_steps=50, learning_rate=0.05,
         seed=1,
         trace_fn=lambda q: {"elbo": gap.traced_elbo(model, q, x)})
@@ -232,7 +243,7 @@ def test_traced_elbo_is_the_exact_elbo_inside_a_compiled_loop():
 
 def test_traced_elbo_needs_the_expectation():
     model = NonlinearModel()
-    _, _, x = model.sample(10, seed=0)
+    _, x = model.sample(10, seed=0)
     with pytest.raises(ValueError, match="expected_log_joint"):
         gap.traced_elbo(model, families.VariationalPosterior(model, families.Factorized(10)), x)
 
@@ -274,16 +285,95 @@ def test_gradient_moments_match_the_closed_form_for_the_linear_model():
 
 
 def test_fit_vi_again_with_another_seed_does_not_retrace(linear):
-    """The multi-seed pattern: one family, re-initialised in place, fitted with each seed."""
+    """The multi-seed pattern: one posterior, re-initialised in place, fitted with each seed."""
     model, x = linear
     family = families.Amortized(families.Polynomial(1))
+    posterior = families.VariationalPosterior(model, family)
     runs = []
     for seed in [1, 2]:
         for v, w in zip(family.variables, families.Amortized(families.Polynomial(1)).variables):
             v.assign(w)
-        runs.append(gap.fit_vi(model, family, x, num_steps=60, learning_rate=0.05, seed=seed))
-    assert runs[0][0] is runs[1][0] and runs[1][1].trace_seconds == 0.0
-    _, fresh = gap.fit_vi(model, families.Amortized(families.Polynomial(1)), x, num_steps=60,
-                          learning_rate=0.05, seed=2)
+        posterior.set_theta(0.0, 1.0)
+        runs.append(gap.fit_vi(model, posterior, x, num_steps=60, learning_rate=0.05, seed=seed,
+                               progress=False))
+    assert runs[1].trace_seconds == 0.0
+    _, fresh = fitted(model, families.Amortized(families.Polynomial(1)), x, num_steps=60,
+                      learning_rate=0.05, seed=2)
     assert fresh.trace_seconds > 0
-    np.testing.assert_allclose(runs[1][1].loss, fresh.loss, rtol=1e-6)
+    np.testing.assert_allclose(runs[1].loss, fresh.loss, rtol=1e-6)
+
+
+def test_fit_vi_is_fit_with_the_whole_data_set_and_the_exact_entropy(linear):
+    """fit_vi is a shorthand: the same run through amortlib.fit gives the same losses; fit
+    refuses a hierarchical model without its data set or with minibatches of it."""
+    from amortlib import fit
+
+    model, x = linear
+    runs = []
+    for use_fit in (False, True):
+        posterior = families.VariationalPosterior(model, families.Amortized(families.Polynomial(1)))
+        if use_fit:
+            runs.append(fit(model, posterior, "qp", data=x, batch_size=N, exact_entropy=True,
+                            sample_size=2, num_steps=30, learning_rate=0.05, seed=3,
+                            progress=False).loss)
+        else:
+            runs.append(gap.fit_vi(model, posterior, x, sample_size=2, num_steps=30,
+                                   learning_rate=0.05, seed=3, progress=False).loss)
+    np.testing.assert_allclose(*runs, rtol=1e-6)
+    with pytest.raises(ValueError, match="batch_size must be at least the number of data points"):
+        fit(model, posterior, "qp", data=x, batch_size=N - 1, num_steps=2)
+    with pytest.raises(ValueError, match="global latents"):
+        fit(model, posterior, "qp", num_steps=2)
+
+
+def test_posterior_is_a_joint_distribution_with_the_exact_entropy():
+    model = LinearModel()
+    family = families.Factorized(3, loc=[[0.1], [0.2], [0.3]], scale=[[0.5], [1.0], [2.0]])
+    posterior = families.VariationalPosterior(model, family, theta_loc=1.0, theta_scale=0.3)
+    q = posterior(np.zeros(3))
+    draws = q.sample(4, seed=1)
+    assert draws["theta"].shape == (4, 1) and draws["z"].shape == (4, 3, 1)
+    assert q.log_prob(draws).shape == (4,)
+    sds = np.array([0.3, 0.5, 1.0, 2.0])
+    assert float(q.entropy()) == pytest.approx(np.sum(0.5 * np.log(2 * np.pi * np.e * sds**2)),
+                                               rel=1e-6)
+
+
+def test_both_forms_of_the_elbo_draws_estimate_the_exact_elbo(linear):
+    """Both forms of elbo_draws are unbiased. Which is less noisy depends on q: at the F-VI
+    optimum, log p - log q is nearly constant (the draws' terms that are quadratic in the
+    latents almost cancel), so the plain form is far less noisy than the closed-form entropy;
+    for a narrow q far from the posterior the closed form is the less noisy one."""
+    model, x = linear
+    narrow = families.VariationalPosterior(model, families.Factorized(N, scale=0.3),
+                                           theta_scale=0.3)
+    stds = []
+    for posterior, exact in [(optimal_posterior(model, x), model.optimal_elbo(x)),
+                             (narrow, exact_elbo(model, narrow, x))]:
+        plain, closed = (losses.elbo_draws(model, posterior, x, seed=5, sample_size=2000,
+                                           exact_entropy=flag).numpy().astype(np.float64)
+                         for flag in (False, True))
+        for draws in (plain, closed):
+            assert abs(draws.mean() - exact) < 5 * draws.std() / math.sqrt(draws.size)
+        stds.append((plain.std(), closed.std()))
+    assert stds[0][0] < 0.1 * stds[0][1]
+    assert stds[1][1] < 0.9 * stds[1][0]
+
+
+def test_posterior_draws_each_part_with_its_own_split_of_the_seed():
+    """The stream the book's Part II numbers were computed with: theta from the first of
+    split_seed(seed), z from the second, each loc + scale * standard normal."""
+    import tensorflow_probability as tfp
+
+    model = LinearModel()
+    family = families.Factorized(4, loc=0.3, scale=0.5)
+    posterior = families.VariationalPosterior(model, family, theta_loc=0.2, theta_scale=0.7)
+    seed = tf.constant([3, 4])
+    draws = posterior(tf.zeros(4)).sample(5, seed=seed)
+    theta_seed, z_seed = tfp.random.split_seed(seed)
+    np.testing.assert_allclose(draws["theta"], 0.2 + 0.7 * tf.random.stateless_normal([5, 1],
+                                                                                       theta_seed),
+                               rtol=1e-6)
+    np.testing.assert_allclose(draws["z"], 0.3 + 0.5 * tf.random.stateless_normal([5, 4, 1],
+                                                                                   z_seed),
+                               rtol=1e-6)

@@ -11,16 +11,17 @@ from amortlib.hierarchical import BayesianDecoder, LinearModel, NonlinearModel
 
 def test_linear_sample_shapes_and_determinism():
     model = LinearModel(tau=1.5, sigma=0.5)
-    theta, z, x = model.sample(7, seed=3, theta=2.0)
+    latents, x = model.sample(7, seed=3, theta=2.0)
+    theta, z = latents["theta"], latents["z"]
     assert theta.shape == (1,) and z.shape == (7, 1) and x.shape == (7,)
-    np.testing.assert_array_equal(x, model.sample(7, seed=3, theta=2.0)[2])
-    assert not np.array_equal(x, model.sample(7, seed=4, theta=2.0)[2])
+    np.testing.assert_array_equal(x, model.sample(7, seed=3, theta=2.0)[1])
+    assert not np.array_equal(x, model.sample(7, seed=4, theta=2.0)[1])
 
 
 def test_linear_sample_moments():
     """x_n = theta + tau z_n + sigma eps: mean theta, variance tau^2 + sigma^2."""
     model = LinearModel(tau=1.5, sigma=0.5)
-    _, z, x = model.sample(200_000, seed=0, theta=2.0)
+    _, x = model.sample(200_000, seed=0, theta=2.0)
     var = 1.5**2 + 0.5**2
     assert abs(np.mean(x) - 2.0) < 5 * math.sqrt(var / 200_000)
     assert abs(np.var(x) - var) < 5 * var * math.sqrt(2 / 200_000)
@@ -34,7 +35,7 @@ def test_linear_log_joint_matches_scipy():
     z = rng.normal(size=(3, 5, 1))
     expected = (stats.norm.logpdf(z[..., 0]) +
                 stats.norm.logpdf(x, theta + 1.2 * z[..., 0], 0.7)).sum(-1)
-    np.testing.assert_allclose(model.log_joint(theta, z, x), expected, rtol=1e-5)
+    np.testing.assert_allclose(model.log_prob({"theta": theta, "z": z}, x), expected, rtol=1e-5)
 
 
 def test_fvi_optimum_closed_form():
@@ -52,7 +53,7 @@ def test_fvi_optimum_closed_form():
 def test_optimal_elbo_is_a_maximum_of_the_gaussian_elbo():
     """Perturbing any parameter of the closed-form optimum lowers the exact ELBO."""
     model = LinearModel(tau=1.155, sigma=2.43)
-    x = np.asarray(model.sample(50, seed=1)[2], np.float64)
+    x = np.asarray(model.sample(50, seed=1)[1], np.float64)
     opt = model.fvi_optimum(x)
     best = model.optimal_elbo(x)
     for delta in (1e-3, -1e-3):
@@ -94,12 +95,13 @@ def test_nonlinear_log_joint_matches_scipy():
     for noise, sd in [("exp-cos", np.exp(np.cos(zz))), ("cos", np.abs(np.cos(zz)))]:
         expected = (stats.norm.logpdf(theta[:, 0]) + stats.norm.logpdf(zz).sum(-1) +
                     stats.norm.logpdf(x, theta + zz * (1 + np.sin(zz)), sd).sum(-1))
-        np.testing.assert_allclose(NonlinearModel(noise).log_joint(theta, z, x), expected,
-                                   rtol=1e-5)
+        logp = NonlinearModel(noise).log_prob({"theta": theta, "z": z}, x)
+        np.testing.assert_allclose(logp, expected, rtol=1e-5)
 
 
 def test_nonlinear_sample_shapes():
-    theta, z, x = NonlinearModel().sample(6, seed=0)
+    latents, x = NonlinearModel().sample(6, seed=0)
+    theta, z = latents["theta"], latents["z"]
     assert theta.shape == (1,) and z.shape == (6, 1) and x.shape == (6,)
 
 
@@ -118,8 +120,9 @@ def test_decoder_log_joint_matches_numpy():
         mean = np.maximum(z[s] @ w1 + b1, 0) @ w2 + b2
         expected.append(stats.norm.logpdf(t, 0, 0.8).sum() + stats.norm.logpdf(z[s]).sum()
                         + stats.norm.logpdf(x, mean, 0.3).sum())
-    np.testing.assert_allclose(model.log_joint(theta, z, x), expected, rtol=1e-4)
-    th, zs, xs = model.sample(5, seed=1)
+    np.testing.assert_allclose(model.log_prob({"theta": theta, "z": z}, x), expected, rtol=1e-4)
+    latents, xs = model.sample(5, seed=1)
+    th, zs = latents["theta"], latents["z"]
     assert th.shape == (model.global_dim,) and zs.shape == (5, 2) and xs.shape == (5, 4)
 
 
@@ -135,14 +138,16 @@ def test_decoder_log_joint_matches_numpy():
         (lambda: LinearModel().fvi_optimum(np.zeros((2, 2, 2))), "x"),
         (lambda: LinearModel().gaussian_elbo([1.0], 0.0, -1.0, 0.0, 1.0), "theta_sd"),
         (lambda: LinearModel().gaussian_elbo([1.0], 0.0, 1.0, 0.0, 0.0), "z_sd"),
-        (lambda: LinearModel().log_joint(np.zeros((2, 2)), np.zeros((2, 3, 1)), np.zeros(3)),
-         "theta"),
-        (lambda: LinearModel().log_joint(np.zeros((2, 1)), np.zeros((2, 4, 1)), np.zeros(3)), "z"),
+        (lambda: LinearModel().log_prob({"theta": np.zeros((2, 2)), "z": np.zeros((2, 3, 1))},
+                                        np.zeros(3)), "theta"),
+        (lambda: LinearModel().log_prob({"theta": np.zeros((2, 1)), "z": np.zeros((2, 4, 1))},
+                                        np.zeros(3)), "z"),
+        (lambda: LinearModel().log_prob({"theta": np.zeros((2, 1))}, np.zeros(3)), "latents"),
         (lambda: NonlinearModel(noise="sin"), "noise"),
         (lambda: BayesianDecoder(latent_dim=0), "latent_dim"),
         (lambda: BayesianDecoder(noise_sd=0.0), "noise_sd"),
-        (lambda: BayesianDecoder(2, 3, 4).log_joint(np.zeros((1, 25)), np.zeros((1, 5, 2)),
-                                                    np.zeros((5, 3))), "x"),
+        (lambda: BayesianDecoder(2, 3, 4).log_prob(
+            {"theta": np.zeros((1, 25)), "z": np.zeros((1, 5, 2))}, np.zeros((5, 3))), "x"),
     ],
 )
 def test_bad_input_raises_value_error_naming_the_argument(make, name):
@@ -154,7 +159,7 @@ def test_nonlinear_quadrature_elbo_agrees_with_monte_carlo_and_itself():
     from amortlib import families, gap
 
     model = NonlinearModel()
-    _, _, x = model.sample(60, seed=5)
+    _, x = model.sample(60, seed=5)
     rng = np.random.default_rng(0)
     mu, sd = rng.normal(size=60), rng.uniform(0.05, 1.0, size=60)
     exact = model.gaussian_elbo(x, 0.3, 0.2, mu, sd)

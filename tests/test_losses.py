@@ -5,7 +5,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from amortlib import LinearGaussian, pq_loss, qp_loss
+from amortlib import LinearGaussian, MLPGaussian, pq_loss, qp_loss
+from amortlib.losses import elbo_draws
 
 tfd = tfp.distributions
 N = 200_000
@@ -84,3 +85,38 @@ def test_qp_loss_refuses_a_distribution_it_cannot_reparameterise(model):
 
     with pytest.raises(ValueError, match="reparameterised"):
         qp_loss(model, poisson_net, None, [1.0], seed=0)
+
+
+@pytest.mark.parametrize("make_net", [
+    lambda: LinearGaussian(a=0.3, b=0.1, c=0.8),
+    lambda: MLPGaussian(hidden=(8,), seed=4),
+])
+def test_qp_loss_is_bit_identical_to_the_formula_before_elbo_draws(model, make_net):
+    """Part I's qp loss, now minus the mean of elbo_draws, equals the old expression
+    mean(log q(x | y) - log p(x, y)) on the same draws bit for bit, value and gradient."""
+    q_net = make_net()
+    _, y = model.sample(64, seed=3)
+    seed = tf.constant([11, 12])
+    with tf.GradientTape(persistent=True) as tape:
+        q = q_net(y)
+        x = q.sample(3, seed=seed)
+        old = tf.reduce_mean(q.log_prob(x) - model.log_prob(x, y))
+        new = qp_loss(model, q_net, None, y, seed=seed, sample_size=3)
+    assert new.numpy() == old.numpy()
+    for g_old, g_new in zip(tape.gradient(old, q_net.trainable_variables),
+                            tape.gradient(new, q_net.trainable_variables)):
+        np.testing.assert_array_equal(g_old, g_new)
+
+
+def test_elbo_draws_with_the_exact_entropy_at_the_posterior(model):
+    """With q = p(x|y) the plain draws are log p(y) exactly, and the closed-form entropy gives
+    draws whose mean is log p(y) within Monte Carlo error (they are not constant)."""
+    _, y = model.sample(4, seed=5)
+    evidence = model.evidence().log_prob(y).numpy()
+    plain = elbo_draws(model, optimal_net(model), y, seed=6, sample_size=20_000).numpy()
+    np.testing.assert_allclose(plain, np.broadcast_to(evidence, plain.shape), rtol=1e-5)
+    closed = elbo_draws(model, optimal_net(model), y, seed=6, sample_size=20_000,
+                        exact_entropy=True).numpy()
+    assert closed.shape == (20_000, 4) and np.all(closed.std(0) > 0.1)
+    se = closed.std(0) / np.sqrt(20_000)
+    assert np.all(np.abs(closed.mean(0) - evidence) < 5 * se)

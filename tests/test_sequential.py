@@ -229,7 +229,7 @@ def test_hmm_sampling_is_seeded_and_has_the_right_spread():
 
 def test_saw_posterior_matches_dense_gaussian_conditioning():
     model = sq.SawTimeSeries(alpha=0.6, theta_sd=1.5, latent_sd=0.8, observation_sd=1.2)
-    _, _, x = model.sample(6, seed=0)
+    _, x = model.sample(6, seed=0)
     x = x.numpy().astype(np.float64)
     n = len(x)
     # Given the data, theta ~ N(0, s_t^2) and z_n ~ N(x_{n-1}, s_z^2) independently, and
@@ -260,18 +260,19 @@ def test_saw_log_joint_is_the_information_form():
                   sq.SawTimeSeries(alpha=-1.3, latent_sd=1.4, observation_sd=0.6)]:
         x = np.random.default_rng(5).normal(size=5)
         u = np.random.default_rng(6).normal(size=(4, 6))
-        logp = model.log_joint(tf.constant(u[:, :1]), tf.constant(u[:, 1:, None]),
-                               tf.constant(x)).numpy()
+        logp = model.log_prob({"theta": tf.constant(u[:, :1]), "z": tf.constant(u[:, 1:, None])},
+                              tf.constant(x)).numpy()
         lam, h = model.precision(x), model.linear_term(x)
         rest = logp + 0.5 * np.einsum("si,ij,sj->s", u, lam, u) - u @ h
         np.testing.assert_allclose(rest, rest[0], atol=1e-10)
-    in_float32 = model.log_joint(tf.zeros([2, 1]), tf.zeros([2, 5, 1]), x.astype(np.float32))
+    in_float32 = model.log_prob({"theta": tf.zeros([2, 1]), "z": tf.zeros([2, 5, 1])},
+                                x.astype(np.float32))
     assert in_float32.dtype == tf.float32
 
 
 def test_saw_optimal_means_are_affine_in_the_lagged_pair():
     model = sq.SawTimeSeries(alpha=0.5, latent_sd=0.7, observation_sd=1.5)
-    _, _, x = model.sample(50, seed=1, theta=2.0)
+    _, x = model.sample(50, seed=1, theta=2.0)
     x = x.numpy().astype(np.float64)
     q = model.fvi_optimum(x)
     sz2, sx2 = 0.7**2, 1.5**2
@@ -317,12 +318,12 @@ def test_saw_expected_log_joint_against_the_float64_elbo():
 def test_saw_elbo_by_monte_carlo():
     """The exact ELBO agrees with a plain Monte Carlo average of log p + entropy."""
     model = sq.SawTimeSeries()
-    _, _, x = model.sample(10, seed=5, theta=1.0)
+    _, x = model.sample(10, seed=5, theta=1.0)
     x = x.numpy().astype(np.float64)
     q = model.fvi_optimum(x)
     draws = q.means + np.sqrt(q.variances) * np.random.default_rng(6).normal(size=(200_000, 11))
     theta, z = tf.constant(draws[:, :1]), tf.constant(draws[:, 1:, None])
-    logp = model.log_joint(theta, z, tf.constant(x))
+    logp = model.log_prob({"theta": theta, "z": z}, tf.constant(x))
     values = logp.numpy() + 0.5 * np.sum(np.log(2 * math.pi * math.e * q.variances))
     se = values.std() / math.sqrt(len(values))
     assert abs(values.mean() - model.optimal_elbo(x)) < 5 * se
@@ -342,8 +343,9 @@ def test_saw_amortized_families_exact_gaps():
 
 def test_saw_sampling_follows_the_model():
     model = sq.SawTimeSeries(alpha=0.5, latent_sd=1.0, observation_sd=0.5)
-    theta, z, x = model.sample(50_000, seed=7, theta=1.5)
-    theta, z, x = float(theta[0]), z.numpy()[:, 0].astype(np.float64), x.numpy().astype(np.float64)
+    latents, x = model.sample(50_000, seed=7, theta=1.5)
+    theta, z = float(latents["theta"][0]), latents["z"].numpy()[:, 0].astype(np.float64)
+    x = x.numpy().astype(np.float64)
     assert theta == 1.5
     resid_z = z - np.r_[0.0, x[:-1]]
     resid_x = x - 0.5 * (theta + z)
@@ -352,7 +354,7 @@ def test_saw_sampling_follows_the_model():
     assert np.var(resid_x) == pytest.approx(0.25, abs=5 * 0.25 * math.sqrt(2 / n) + 1e-6)
     assert abs(resid_x.mean()) < 5 * 0.5 / math.sqrt(n) + 1e-5
     proper = sq.SawTimeSeries(alpha=0.5, theta_sd=2.0)
-    thetas = [float(proper.sample(2, seed=s)[0][0]) for s in range(2000)]
+    thetas = [float(proper.sample(2, seed=s)[0]["theta"][0]) for s in range(2000)]
     assert np.std(thetas) == pytest.approx(2.0, rel=0.1)
 
 
@@ -388,8 +390,12 @@ _SAW, _I2, _1s = sq.SawTimeSeries(), np.eye(2), np.ones(2)
         (lambda: sq.SawTimeSeries().linear_term([[1.0, 2.0]]), "x"),
         (lambda: sq.SawTimeSeries().fvi_optimum([1.0, math.inf]), "x"),
         (lambda: sq.SawTimeSeries().features([1.0, 2.0], "both"), "inputs"),
-        (lambda: _SAW.log_joint(tf.zeros([2]), tf.zeros([2, 3, 1]), tf.zeros([3])), "theta"),
-        (lambda: _SAW.log_joint(tf.zeros([2, 1]), tf.zeros([2, 4, 1]), tf.zeros([3])), "z"),
+        (lambda: _SAW.log_prob({"theta": tf.zeros([2]), "z": tf.zeros([2, 3, 1])}, tf.zeros([3])),
+         "theta"),
+        (lambda: _SAW.log_prob({"theta": tf.zeros([2, 1]), "z": tf.zeros([2, 4, 1])},
+                               tf.zeros([3])), "z"),
+        (lambda: _SAW.log_prob((tf.zeros([2, 1]), tf.zeros([2, 3, 1])), tf.zeros([3])),
+         "latents"),
         (lambda: sq.GaussianHMM(transition_coef=math.inf), "transition_coef"),
         (lambda: sq.GaussianHMM(transition_sd=0.0), "transition_sd"),
         (lambda: sq.GaussianHMM(observation_sd=-2.0), "observation_sd"),
