@@ -25,10 +25,11 @@ METHODS = {
 
 def one_run(model, x, method, learning_rate, num_steps, seed):
     n = int(x.shape[0])
-    _, history = gap.fit_vi(model, METHODS[method](n), x, num_steps=num_steps,
-                            learning_rate=learning_rate, anneal=learning_rate > 1e-2,
-                            trace_fn=lambda q: {"elbo": gap.traced_elbo(model, q, x)},
-                            seed=seed)
+    posterior = families.VariationalPosterior(model, METHODS[method](n))
+    history = gap.fit_vi(model, posterior, x, num_steps=num_steps,
+                         learning_rate=learning_rate, anneal=learning_rate > 1e-2,
+                         trace_fn=lambda q: {"elbo": gap.traced_elbo(model, q, x)},
+                         seed=seed, progress=False)
     exact = History(loss=-history.trace["elbo"], trace={}, elapsed=history.elapsed)
     hit = gap.steps_to_converge(exact, -model.optimal_elbo(x), window=1)
     chunk = int(np.ceil(num_steps / 25))
@@ -50,7 +51,7 @@ def run(repeats):
     settings = [(10_000, lr) for lr in (1e-3, 1e-2, 5e-2)]
     settings += [(n, 5e-2) for n in (100, 1_000, 100_000)]
     for n, lr in settings:
-        _, _, x = model.sample(n, seed=0)
+        _, x = model.sample(n, seed=0)
         num_steps = 4000 if lr < 1e-2 else 600
         reps = repeats if n <= 10_000 else 1
         for method in METHODS:

@@ -225,16 +225,17 @@ def _amortlib_gum(loss, num_steps, seed):
 
 
 def _amortlib_lin(method, num_steps, seed):
-    from amortlib import gap  # noqa: PLC0415
+    from amortlib import families, gap  # noqa: PLC0415
     from amortlib.hierarchical import LinearModel  # noqa: PLC0415
 
     sys.path.insert(0, str(ROOT))
     from bench import gap_bench  # noqa: PLC0415
 
     model = LinearModel()
-    _, _, x = model.sample(10_000, seed=0)
-    _, history = gap.fit_vi(model, gap_bench.METHODS[method](10_000), x, num_steps=num_steps,
-                            learning_rate=0.05, anneal=True, seed=seed)
+    _, x = model.sample(10_000, seed=0)
+    posterior = families.VariationalPosterior(model, gap_bench.METHODS[method](10_000))
+    history = gap.fit_vi(model, posterior, x, num_steps=num_steps, learning_rate=0.05,
+                         anneal=True, seed=seed, progress=False)
     chunk = int(np.ceil(num_steps / 25))
     per_step = (history.elapsed[-1] - history.elapsed[chunk - 1]) / (num_steps - chunk)
     compile_s = history.elapsed[chunk - 1] - chunk * per_step
