@@ -66,10 +66,10 @@ class HierarchicalModel:
 
     global_dim: int = 1
     local_dim: int = 1
-    #: The latents' names: ``log_prob`` takes and ``sample`` returns a dict with these keys.
+    #: Names of the latents, the keys of the dict that ``log_prob`` takes and ``sample`` returns.
     latent_names = ("theta", "z")
-    #: The latents shared by all data points: `amortlib.training.fit` needs the whole data set
-    #: in every step for a model that has any.
+    #: Names of the latents shared by all data points (with any, `amortlib.training.fit` needs
+    #: the whole data set in every step).
     global_latents = ("theta",)
 
     def sample(self, num_points: int, seed=None):

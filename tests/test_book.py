@@ -283,6 +283,13 @@ def test_property_docstrings_do_not_start_like_a_type(name):
                 getattr(d, "id", None) == "property" for d in node.decorator_list):
             first = (ast.get_docstring(node) or "").splitlines()[:1]
             assert not (first and re.match(r"^[^:$`]*:\s", first[0])), (node.name, first)
+    # The same holds for a class attribute's "#:" doc comment (autodoc reads it as a docstring).
+    lines = (ROOT / "amortlib" / f"{name}.py").read_text().splitlines()
+    for number, line in enumerate(lines):
+        if (line.startswith("    ") and line.lstrip().startswith("#: ")
+                and not lines[number - 1].lstrip().startswith("#:")):
+            first = line.lstrip()[3:]
+            assert not re.match(r"^[^:$`]*:\s", first), (name, number + 1, first)
 
 
 @pytest.mark.parametrize("name", MODULES)
