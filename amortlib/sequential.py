@@ -14,8 +14,9 @@ precision $\Lambda$ and linear term $h$, and `amortlib.gaussian` computes the ex
 and the exact optima of F-VI and of A-VI with affine inference functions.
 
 `SawTimeSeries` is an `amortlib.hierarchical.HierarchicalModel` (its ``log_prob`` is
-TensorFlow), so `amortlib.training.fit` trains F-VI and A-VI on it; `GaussianHMM.log_joint` is
-NumPy, for exact checks.
+TensorFlow), so `amortlib.training.fit` trains F-VI and A-VI on it. `GaussianHMM` has the same
+contract (``sample`` returns ``({"z": z}, x)``, ``log_prob`` takes that dict) in float64 NumPy,
+for exact checks.
 """
 
 from __future__ import annotations
@@ -371,8 +372,11 @@ class GaussianHMM(GaussianLatents):
             f"initial_sd={self.initial_sd})"
         )
 
+    #: Names of the latents, the keys of the dict that ``log_prob`` takes and ``sample`` returns.
+    latent_names = ("z",)
+
     def sample(self, num_points: int, seed=None):
-        """Draw ``(z, x)``, each of shape ``[num_points]`` (float64 NumPy arrays).
+        """Draw ``({"z": z}, x)``, ``z`` and ``x`` of shape ``[num_points]`` (float64 NumPy).
 
         Raises:
             ValueError: if the prior on $z_1$ is flat (``initial_sd=inf``): it cannot be sampled.
@@ -384,10 +388,22 @@ class GaussianHMM(GaussianLatents):
         shocks = self.transition_sd * noise[0]
         shocks[0] = self.initial_sd * noise[0, 0]
         z = scipy.signal.lfilter([1.0], [1.0, -self.transition_coef], shocks)
-        return z, z + self.observation_sd * noise[1]
+        return {"z": z}, z + self.observation_sd * noise[1]
 
-    def log_joint(self, z, x) -> np.ndarray:
-        r"""$\log p(z, x)$ for ``z`` of shape [..., N] (float64; a flat prior contributes 0)."""
+    def log_prob(self, latents, x) -> np.ndarray:
+        r"""$\log p(z, x)$ for ``latents = {"z": z}``, ``z`` of shape [..., N] (float64).
+
+        A flat prior on $z_1$ contributes 0. Returns an array of shape ``z.shape[:-1]``.
+
+        Raises:
+            ValueError: if ``latents`` is not a dict with the one key ``"z"``, or for bad
+                shapes or data.
+        """
+        if not isinstance(latents, dict) or sorted(latents) != ["z"]:
+            raise ValueError(f"latents must be a dict with the one key 'z', got {latents!r:.80}")
+        return self._log_joint(latents["z"], x)
+
+    def _log_joint(self, z, x) -> np.ndarray:
         x = _checks.data(x, ranks=(1,), min_points=2, numpy=True)
         z = np.asarray(z, dtype=np.float64)
         if z.shape[-1:] != x.shape:
@@ -421,4 +437,5 @@ class GaussianHMM(GaussianLatents):
     def optimal_elbo(self, x) -> float:
         """The ELBO at F-VI's optimum, exactly (`mean_field_elbo`)."""
         x = _checks.data(x, ranks=(1,), min_points=2, numpy=True)
-        return mean_field_elbo(float(self.log_joint(self.posterior_mean(x), x)), self.precision(x))
+        return mean_field_elbo(float(self._log_joint(self.posterior_mean(x), x)),
+                               self.precision(x))

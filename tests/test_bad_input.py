@@ -267,6 +267,10 @@ ROWS = [
      "observation_sd"),
     ("GaussianHMM optimal_elbo x 2-D", lambda: HMM().optimal_elbo(np.zeros((2, 2))),
      ValueError, "x"),
+    ("GaussianHMM log_prob latents not a dict", lambda: HMM().log_prob(np.zeros(3), np.zeros(3)),
+     ValueError, "latents"),
+    ("GaussianHMM log_prob x nan", lambda: HMM().log_prob({"z": np.zeros(2)}, [1.0, NAN]),
+     ValueError, "x"),
     # --- Gaussian algebra: precisions square, symmetric, finite, positive definite
     ("mean_field_optimum precision not square",
      lambda: gaussian.mean_field_optimum(np.ones((2, 3)), np.ones(2)), ValueError, "precision"),

@@ -146,14 +146,14 @@ def test_hmm_posterior_matches_dense_gaussian_conditioning(rho, initial_sd):
     np.testing.assert_allclose(hmm.posterior_covariance(x), post_cov, atol=1e-10)
 
 
-def test_hmm_log_joint_is_the_information_form():
+def test_hmm_log_prob_is_the_information_form():
     """log p(z, x) + z' L z / 2 - h' z does not depend on z (flat initial prior included)."""
     for hmm in [sq.GaussianHMM(0.9, 1.0, 0.5, 2.0),
                 sq.GaussianHMM(1.0, 0.5**0.5, 1.0, math.inf)]:
         x = np.random.default_rng(1).normal(size=6)
         z = np.random.default_rng(2).normal(size=(5, 6))
         lam, h = hmm.precision(x), hmm.linear_term(x)
-        rest = hmm.log_joint(z, x) + 0.5 * np.einsum("si,ij,sj->s", z, lam, z) - z @ h
+        rest = hmm.log_prob({"z": z}, x) + 0.5 * np.einsum("si,ij,sj->s", z, lam, z) - z @ h
         np.testing.assert_allclose(rest, rest[0], atol=1e-10)
 
 
@@ -211,14 +211,16 @@ def test_hmm_optimal_elbo_against_direct_expectation():
     _, x = hmm.sample(8, seed=3)
     q = hmm.fvi_optimum(x)
     # E_q log p = log p(m, x) - sum_i L_ii v_i / 2, and H(q) = sum_i log(2 pi e v_i) / 2.
-    expected = (hmm.log_joint(q.means, x) - 0.5 * np.sum(np.diag(hmm.precision(x)) * q.variances)
+    expected = (hmm.log_prob({"z": q.means}, x)
+                - 0.5 * np.sum(np.diag(hmm.precision(x)) * q.variances)
                 + 0.5 * np.sum(np.log(2 * math.pi * math.e * q.variances)))
     assert hmm.optimal_elbo(x) == pytest.approx(expected, rel=1e-12)
 
 
 def test_hmm_sampling_is_seeded_and_has_the_right_spread():
     hmm = sq.GaussianHMM(0.0, 1.0, 1.0, 1.0)
-    z, x = hmm.sample(100_000, seed=4)
+    latents, x = hmm.sample(100_000, seed=4)
+    z = latents["z"]
     np.testing.assert_array_equal(x, hmm.sample(100_000, seed=4)[1])
     assert np.var(z) == pytest.approx(1.0, abs=5 * math.sqrt(2 / 100_000))
     assert np.var(x - z) == pytest.approx(1.0, abs=5 * math.sqrt(2 / 100_000))
@@ -404,7 +406,8 @@ _SAW, _I2, _1s = sq.SawTimeSeries(), np.eye(2), np.ones(2)
         (lambda: sq.GaussianHMM(initial_sd="wide"), "initial_sd"),
         (lambda: sq.GaussianHMM(initial_sd=math.inf).sample(5), "initial_sd"),
         (lambda: sq.GaussianHMM().sample(2.5), "num_points"),
-        (lambda: sq.GaussianHMM().log_joint(np.zeros(3), np.zeros(4)), "z"),
+        (lambda: sq.GaussianHMM().log_prob({"z": np.zeros(3)}, np.zeros(4)), "z"),
+        (lambda: sq.GaussianHMM().log_prob(np.zeros(4), np.zeros(4)), "latents"),
         (lambda: gaussian.tridiagonal(0, 3.0, -2.0), "size"),
         (lambda: gaussian.tridiagonal(3, math.nan, -2.0), "diagonal"),
         (lambda: gaussian.tridiagonal(3, 3.0, None), "off_diagonal"),
