@@ -39,6 +39,7 @@ from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from amortlib import _checks
 from amortlib.families import Factorized, VariationalPosterior
@@ -388,7 +389,11 @@ def gradient_moments(model: HierarchicalModel, posterior: VariationalPosterior, 
     gradient of that draw's estimate of $-$ELBO (what `fit_vi` with ``sample_size=1`` follows),
     and returns, per trainable variable of ``posterior`` and per entry, the mean and the
     variance (``ddof=1``) of those gradients. The ratio $|\text{mean}| / \text{sd}$ is the
-    signal-to-noise ratio of one step's gradient in that coordinate.
+    signal-to-noise ratio of one step's gradient in that coordinate. Draw $s$ is
+    ``elbo_draws(model, posterior, x, seed=seeds[s], sample_size=1, exact_entropy=True)``
+    with ``seeds = tfp.random.split_seed(seed, sample_size)`` (an integer ``seed`` taken as the
+    stateless seed ``[0, seed]``), and its gradient is taken on its own, so the cost grows as
+    ``sample_size`` times one training step's.
 
     Args:
         model: the model.
@@ -409,13 +414,37 @@ def gradient_moments(model: HierarchicalModel, posterior: VariationalPosterior, 
     sample_size = _checks.positive_int("sample_size", sample_size)
     if sample_size < 2:
         raise ValueError("sample_size must be at least 2 to estimate a variance")
-    variables = posterior.trainable_variables
-    with tf.GradientTape() as tape:
-        losses = -elbo_draws(model, posterior, x, seed=seed, sample_size=sample_size,
-                             exact_entropy=True)
-    jacobians = tape.jacobian(losses, variables, experimental_use_pfor=True)
+    variables = list(posterior.trainable_variables)
+    seeds = tf.stack(tfp.random.split_seed(_checks.seed(seed), sample_size))
     out = []
-    for variable, jac in zip(variables, jacobians):
-        jac = jac.numpy().astype(np.float64)
-        out.append(GradientMoments(variable.name, jac.mean(axis=0), jac.var(axis=0, ddof=1)))
+    for variable, grads in zip(variables, _single_draw_gradients(model, posterior, x, variables,
+                                                               seeds)):
+        grads = grads.numpy().astype(np.float64)
+        out.append(GradientMoments(variable.name, grads.mean(axis=0),
+                                   grads.var(axis=0, ddof=1)))
     return out
+
+
+def _single_draw_gradients(model, posterior, x, variables, seeds):
+    """The gradient of each draw's $-$ELBO, one draw at a time in a compiled loop.
+
+    One draw at a time costs S backward passes over the data set, O(S N). The Jacobian of all
+    S draws' losses at once (``tape.jacobian``) pushes a one-hot cotangent through every draw
+    for each row, O(S^2 N): about 20 s instead of under 1 s at S = 200, N = 10,000.
+    """
+    size = int(seeds.shape[0])
+
+    def body(i, arrays):
+        with tf.GradientTape() as tape:
+            loss = -elbo_draws(model, posterior, x, seed=seeds[i], sample_size=1,
+                               exact_entropy=True)[0]
+        grads = tape.gradient(loss, variables, unconnected_gradients="zero")
+        return i + 1, [array.write(i, g) for array, g in zip(arrays, grads)]
+
+    @tf.function(autograph=False)
+    def loop():
+        arrays = [tf.TensorArray(v.dtype, size=size) for v in variables]
+        _, arrays = tf.while_loop(lambda i, _: i < size, body, [tf.constant(0), arrays])
+        return [array.stack() for array in arrays]
+
+    return loop()

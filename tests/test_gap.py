@@ -5,9 +5,11 @@ import math
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from amortlib import families, gap, losses
 from amortlib.hierarchical import LinearModel, NonlinearModel
+from amortlib.losses import elbo_draws
 from amortlib.training import History
 
 N = 400
@@ -282,6 +284,25 @@ def test_gradient_moments_match_the_closed_form_for_the_linear_model():
     assert intercept.variance[0, 0] == pytest.approx(expected_var, rel=5 * math.sqrt(2 / size))
     with pytest.raises(ValueError, match="sample_size"):
         gap.gradient_moments(model, posterior, x, sample_size=1)
+
+
+def test_gradient_moments_come_from_single_draw_gradients_of_elbo_draws():
+    """Draw s is elbo_draws with the s-th of split_seed(seed, S), differentiated on its own."""
+    model = LinearModel(tau=0.7, sigma=1.6)
+    x = tf.constant([0.5, -1.0, 2.0, 0.1])
+    posterior = families.VariationalPosterior(model, families.Factorized(4),
+                                              theta_loc=0.4, theta_scale=0.6)
+    seeds = tfp.random.split_seed(tf.constant([0, 7]), 3)
+    grads = []
+    for s in seeds:
+        with tf.GradientTape() as tape:
+            loss = -elbo_draws(model, posterior, x, seed=s, sample_size=1, exact_entropy=True)[0]
+        grads.append([g.numpy() for g in tape.gradient(loss, posterior.trainable_variables)])
+    moments = gap.gradient_moments(model, posterior, x, sample_size=3, seed=7)
+    for i, m in enumerate(moments):
+        draws = np.stack([g[i] for g in grads]).astype(np.float64)
+        np.testing.assert_allclose(m.mean, draws.mean(axis=0), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(m.variance, draws.var(axis=0, ddof=1), rtol=1e-4, atol=1e-6)
 
 
 def test_fit_vi_again_with_another_seed_does_not_retrace(linear):
