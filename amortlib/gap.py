@@ -392,7 +392,8 @@ def gradient_moments(model: HierarchicalModel, posterior: VariationalPosterior, 
     signal-to-noise ratio of one step's gradient in that coordinate. Draw $s$ is
     ``elbo_draws(model, posterior, x, seed=seeds[s], sample_size=1, exact_entropy=True)``
     with ``seeds = tfp.random.split_seed(seed, sample_size)`` (an integer ``seed`` taken as the
-    stateless seed ``[0, seed]``), and its gradient is taken on its own, so the cost grows as
+    stateless seed ``[0, seed]``), and its gradient is taken on its own: the cost is one
+    compilation of the loop over draws (about half a second, at every call) plus
     ``sample_size`` times one training step's.
 
     Args:
