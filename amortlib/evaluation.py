@@ -28,13 +28,20 @@ __all__ = [
 ]
 
 
-def kl_divergence(p: tfd.Distribution, q: tfd.Distribution, *, num_points: int = 40001,
+def kl_divergence(p: tfd.Distribution, q: tfd.Distribution, *, num_points: int | None = None,
                   support=None) -> np.ndarray:
     r"""$\mathrm{KL}(p \,\|\, q) = \int p(x) \log \frac{p(x)}{q(x)}\, dx$, batched.
 
-    Uses TFP's closed form when one is registered for the pair; otherwise integrates over a grid of
-    ``num_points`` points (Simpson's rule) covering 12 standard deviations either side of both
-    distributions' means, which requires scalar events.
+    Uses TFP's closed form when one is registered for the pair; otherwise integrates by Simpson's
+    rule on a grid covering 12 standard deviations either side of both distributions' means,
+    which requires scalar events.
+
+    By default the grid is chosen per call: its step is at most a quarter of the narrowest
+    scale in play (the standard deviations of ``p`` and ``q``, and of each component of a
+    mixture), with at least 4,001 points; then the grid is doubled until Simpson's rule on it
+    and on every other point of it agree, $|S_h - S_{2h}| / 15 \le 10^{-6} (1 + |S_h|)$ at every
+    batch element (the standard error estimate of Simpson's rule). A narrow ``q`` under a wide
+    ``p`` thus gets a grid fine enough to resolve it.
 
     With ``support`` (the values of the discrete latents, ``{name: values}``), ``p`` and ``q`` are
     joint distributions over those discrete latents and one scalar continuous latent, and
@@ -50,15 +57,17 @@ def kl_divergence(p: tfd.Distribution, q: tfd.Distribution, *, num_points: int =
 
     Args:
         p, q: distributions with the same batch shape.
-        num_points: grid size for quadrature, an odd integer >= 3.
+        num_points: a fixed grid size for quadrature, an odd integer >= 3, used as given (no
+            error check); None (the default) chooses the grid as above.
         support: ``{name: values}`` of the discrete latents of joint ``p`` and ``q``, or None.
 
     Returns:
         The divergences as a NumPy array of the batch shape.
 
     Raises:
-        ValueError: if quadrature is needed but the events are not scalars, or with ``support``
-            if there is not exactly one continuous latent.
+        ValueError: if quadrature is needed but the events are not scalars, with ``support``
+            if there is not exactly one continuous latent, or if the chosen grid would need
+            more than 4,194,305 points.
 
     Example:
         >>> p = tfd.MixtureSameFamily(tfd.Categorical(probs=[0.5, 0.5]),
@@ -66,7 +75,8 @@ def kl_divergence(p: tfd.Distribution, q: tfd.Distribution, *, num_points: int =
         >>> float(kl_divergence(p, p)) == 0.0
         True
     """
-    num_points = _grid_size(num_points)
+    if num_points is not None:
+        num_points = _grid_size(num_points)
     if support:
         return _enumerated_kl(p, q, dict(support), num_points)
     try:
@@ -76,9 +86,18 @@ def kl_divergence(p: tfd.Distribution, q: tfd.Distribution, *, num_points: int =
     if p.event_shape.rank != 0 or q.event_shape.rank != 0:
         raise ValueError("quadrature KL needs scalar events; got event shapes "
                          f"{p.event_shape} and {q.event_shape}")
-    grid, step = _grid(p, q, num_points)
-    log_p, log_q = p.log_prob(grid), q.log_prob(grid)
-    return _simpson(tf.exp(log_p) * (log_p - log_q), step)
+    return _quadrature(p, q, p.log_prob, q.log_prob, num_points)
+
+
+#: The fewest grid points of the automatic grid (measured: on the book's mixtures, the KLs
+#: differ from a float64 reference by about as much as with ten times as many points).
+MIN_POINTS = 4001
+#: The most grid points of the automatic grid; beyond it `kl_divergence` raises.
+MAX_POINTS = 4_194_305
+#: Relative and absolute tolerance of the automatic grid's error estimate.
+TOLERANCE = 1e-6
+#: Grid values evaluated at once (rows times batch size), to bound memory.
+_CHUNK = 4_000_000
 
 
 def _grid_size(num_points) -> int:
@@ -88,19 +107,85 @@ def _grid_size(num_points) -> int:
     return num_points
 
 
-def _grid(p, q, num_points):
-    """A grid ``[num_points, *batch]`` over 12 standard deviations around both means."""
+def _bounds(p, q):
+    """The grid's ends, 12 standard deviations around both means."""
     lo = tf.minimum(p.mean() - 12 * p.stddev(), q.mean() - 12 * q.stddev())
     hi = tf.maximum(p.mean() + 12 * p.stddev(), q.mean() + 12 * q.stddev())
-    return tf.linspace(lo, hi, num_points), ((hi - lo) / (num_points - 1)).numpy()
+    return lo, hi
 
 
-def _simpson(integrand, step) -> np.ndarray:
-    """Simpson's rule along the first axis of ``integrand`` with grid spacing ``step``."""
-    integrand = np.asarray(integrand, dtype=np.float64)
-    weights = np.ones(integrand.shape[0])
+def _narrowest_scale(d) -> np.ndarray:
+    """The smallest standard deviation in ``d``, per batch element (a mixture's components')."""
+    if isinstance(d, tfd.MixtureSameFamily):
+        return np.minimum(np.min(_narrowest_scale(d.components_distribution), axis=-1),
+                          np.asarray(d.stddev(), np.float64))
+    return np.asarray(d.stddev(), np.float64)
+
+
+def _automatic_size(p, q, lo, hi) -> int:
+    """The fewest points ``4 k + 1 >= MIN_POINTS`` whose step is at most the narrowest sd / 4."""
+    scale = np.minimum(_narrowest_scale(p), _narrowest_scale(q))
+    width = np.asarray(hi - lo, np.float64)
+    needed = float(np.max(4 * width / scale, initial=0.0))
+    if not np.isfinite(needed) or needed > MAX_POINTS - 1:
+        raise ValueError(f"the quadrature grid would need more than {MAX_POINTS} points: the "
+                         "distributions' scales are too different (pass num_points to force a "
+                         "grid)")
+    return max(MIN_POINTS, 4 * int(np.ceil(needed / 4)) + 1)
+
+
+def _integrate(log_p_fn, log_q_fn, lo, hi, num_points, with_estimate):
+    r"""Simpson's rule for $\int p \log(p / q)$ on ``num_points`` points from ``lo`` to ``hi``.
+
+    Without ``with_estimate`` the grid is ``tf.linspace``'s in the distributions' dtype. With it,
+    the grid points are computed in float64 and then rounded to that dtype (in float32, a grid
+    from -120 by steps added to its start is off by up to 8e-6, a lot for a narrow ``q``), and
+    Simpson's rule on every other point is returned too (``num_points`` is then ``4 k + 1``).
+    Evaluates the grid in chunks of rows to bound memory.
+    """
+    weights = np.ones(num_points)
     weights[1:-1:2], weights[2:-1:2] = 4.0, 2.0
-    return np.asarray(step, np.float64) / 3.0 * np.tensordot(weights, integrand, axes=1)
+    if not with_estimate:
+        step = np.asarray((hi - lo) / (num_points - 1), np.float64)
+        grid = tf.linspace(lo, hi, num_points)
+        log_p, log_q = log_p_fn(grid), log_q_fn(grid)
+        integrand = np.asarray(tf.exp(log_p) * (log_p - log_q), np.float64)
+        return step / 3.0 * np.tensordot(weights, integrand, axes=1), None
+    coarse = np.zeros(num_points)
+    coarse[::2] = 4.0
+    coarse[2:-1:4] = 8.0
+    coarse[0] = coarse[-1] = 2.0
+    lo64, hi64 = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+    step = (hi64 - lo64) / (num_points - 1)
+    rows = max(1, _CHUNK // max(1, lo64.size))
+    fine = estimate = 0.0
+    for start in range(0, num_points, rows):
+        index = np.arange(start, min(start + rows, num_points), dtype=np.float64)
+        index = index.reshape((-1,) + (1,) * lo64.ndim)
+        grid = tf.constant(lo64 + (hi64 - lo64) * (index / (num_points - 1)), lo.dtype)
+        log_p, log_q = log_p_fn(grid), log_q_fn(grid)
+        integrand = np.asarray(tf.exp(log_p) * (log_p - log_q), np.float64)
+        fine = fine + np.tensordot(weights[start:start + len(index)], integrand, axes=1)
+        estimate = estimate + np.tensordot(coarse[start:start + len(index)], integrand, axes=1)
+    return step / 3.0 * fine, step / 3.0 * estimate
+
+
+def _quadrature(p_x, q_x, log_p_fn, log_q_fn, num_points) -> np.ndarray:
+    r"""$\int p \log(p / q)$ over the grid of ``p_x`` and ``q_x`` (fixed, or automatic)."""
+    lo, hi = _bounds(p_x, q_x)
+    if num_points is not None:
+        return _integrate(log_p_fn, log_q_fn, lo, hi, num_points, False)[0]
+    num_points = _automatic_size(p_x, q_x, lo, hi)
+    while True:
+        value, coarse = _integrate(log_p_fn, log_q_fn, lo, hi, num_points, True)
+        error = np.abs(value - coarse) / 15
+        if np.all(error <= TOLERANCE * (1 + np.abs(value))):
+            return value
+        if 2 * num_points - 1 > MAX_POINTS:
+            raise ValueError(f"the quadrature did not converge on {num_points} points "
+                             f"(estimated error {float(np.max(error)):.2g}); pass num_points "
+                             "to force a grid")
+        num_points = 2 * num_points - 1
 
 
 def _enumerated_kl(p, q, support, num_points) -> np.ndarray:
@@ -118,10 +203,11 @@ def _enumerated_kl(p, q, support, num_points) -> np.ndarray:
         q_x = q.sample_distributions(seed=(0, 0), value=pinned)[0][name]
         if p_x.event_shape.rank != 0:
             raise ValueError(f"the continuous latent {name!r} must be a scalar")
-        grid, step = _grid(p_x, q_x, num_points)
-        log_p = p.log_prob(dict(pinned, **{name: grid}))
-        log_q = q.log_prob(dict(pinned, **{name: grid}))
-        total = total + _simpson(tf.exp(log_p) * (log_p - log_q), step)
+        total = total + _quadrature(
+            p_x, q_x,
+            lambda grid, pinned=pinned: p.log_prob(dict(pinned, **{name: grid})),
+            lambda grid, pinned=pinned: q.log_prob(dict(pinned, **{name: grid})),
+            num_points)
     return total
 
 

@@ -27,6 +27,7 @@ import math
 from typing import NamedTuple
 
 import numpy as np
+import scipy.linalg
 
 from amortlib import _checks
 
@@ -50,8 +51,9 @@ class MeanField(NamedTuple):
     variances: np.ndarray
 
 
-def _information_form(precision, linear) -> tuple[np.ndarray, np.ndarray]:
-    precision = _checks.precision(precision)
+def _information_form(precision, linear) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The checked precision and linear term, and the precision's lower Cholesky factor."""
+    precision, factor = _checks.precision_and_factor(precision)
     try:
         linear = np.asarray(linear, dtype=np.float64)
     except (TypeError, ValueError):
@@ -62,7 +64,12 @@ def _information_form(precision, linear) -> tuple[np.ndarray, np.ndarray]:
         )
     if not np.all(np.isfinite(linear)):
         raise ValueError("linear must be finite")
-    return precision, linear
+    return precision, linear, factor
+
+
+def _solve(factor, linear) -> np.ndarray:
+    r"""$\Lambda^{-1} h$ from the Cholesky factor $L$ of $\Lambda = L L^\top$."""
+    return scipy.linalg.cho_solve((factor, True), linear, check_finite=False)
 
 
 def is_positive_definite(matrix) -> bool:
@@ -151,8 +158,8 @@ def mean_field_optimum(precision, linear) -> MeanField:
         >>> q.means, q.variances
         (array([1., 1.]), array([0.5, 0.5]))
     """
-    precision, linear = _information_form(precision, linear)
-    return MeanField(np.linalg.solve(precision, linear), 1.0 / np.diag(precision))
+    precision, linear, factor = _information_form(precision, linear)
+    return MeanField(_solve(factor, linear), 1.0 / np.diag(precision))
 
 
 def mean_field_kl(precision, linear, q: MeanField) -> float:
@@ -173,7 +180,7 @@ def mean_field_kl(precision, linear, q: MeanField) -> float:
         >>> round(mean_field_kl([[2.0, 1.0], [1.0, 2.0]], [3.0, 3.0], q), 4)  # log(4/3) / 2
         0.1438
     """
-    precision, linear = _information_form(precision, linear)
+    precision, linear, factor = _information_form(precision, linear)
     means = np.asarray(q.means, dtype=np.float64)
     variances = np.asarray(q.variances, dtype=np.float64)
     if means.shape != linear.shape or variances.shape != linear.shape:
@@ -182,8 +189,8 @@ def mean_field_kl(precision, linear, q: MeanField) -> float:
         raise ValueError("q.means must be finite")
     if not np.all((variances > 0) & np.isfinite(variances)):
         raise ValueError("q.variances must be positive and finite")
-    error = means - np.linalg.solve(precision, linear)
-    _, logdet = np.linalg.slogdet(precision)
+    error = means - _solve(factor, linear)
+    logdet = 2 * np.sum(np.log(np.diag(factor)))
     trace = np.sum(np.diag(precision) * variances)
     return 0.5 * float(
         trace - len(linear) - np.sum(np.log(variances)) - logdet + error @ precision @ error
@@ -257,7 +264,7 @@ def constrained_mean_field_optimum(precision, linear, features, variance_groups)
         >>> q.means  # the target's means are both 1 already
         array([1., 1.])
     """
-    precision, linear = _information_form(precision, linear)
+    precision, linear, _ = _information_form(precision, linear)
     features = np.asarray(features, dtype=np.float64)
     groups = np.asarray(variance_groups)
     if features.ndim != 2 or features.shape[0] != len(linear):

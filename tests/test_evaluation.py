@@ -41,8 +41,69 @@ def test_quadrature_matches_closed_form():
     np.testing.assert_allclose(kl_divergence(p, q), expected, rtol=1e-4)
 
 
-@pytest.mark.parametrize("num_points", [2, 100, 0])
+@pytest.mark.parametrize("num_points", [2, 100, 0, 3.0])
 def test_quadrature_rejects_bad_grid(num_points):
     mix = tfd.MixtureSameFamily(tfd.Categorical(logits=[0.0]), tfd.Normal([0.0], [1.0]))
     with pytest.raises(ValueError, match="num_points"):
         kl_divergence(mix, mix, num_points=num_points)
+
+
+def one_component(loc, scale):
+    """A one-component mixture: no KL is registered for it, so `kl_divergence` uses quadrature."""
+    return tfd.MixtureSameFamily(tfd.Categorical(logits=[[0.0]] * len(loc)),
+                                 tfd.Normal([[v] for v in loc], [[v] for v in scale]))
+
+
+@pytest.mark.parametrize("scale", [1e-2, 1e-3])
+def test_automatic_grid_resolves_a_narrow_q(scale):
+    """A q 1,000 times narrower than p: the grid's step follows q, and both KLs are exact."""
+    p, q = one_component([0.0, 2.0], [10.0, 1.0]), one_component([0.3, 2.5], [scale, scale])
+    forward = gaussian_kl(np.array([0.0, 2.0]), np.array([10.0, 1.0]), np.array([0.3, 2.5]), scale)
+    reverse = gaussian_kl(np.array([0.3, 2.5]), scale, np.array([0.0, 2.0]), np.array([10.0, 1.0]))
+    np.testing.assert_allclose(kl_divergence(p, q), forward, rtol=1e-5)
+    np.testing.assert_allclose(kl_divergence(q, p), reverse, rtol=1e-5)
+    # A fixed grid of 4,001 points steps over q: the reason the grid is chosen per call.
+    assert abs(kl_divergence(q, p, num_points=4001)[0] / reverse[0] - 1) > 0.5
+
+
+def test_automatic_grid_matches_a_fine_fixed_grid():
+    """On a bimodal posterior (the book's mixture), as accurate as 40,001 points."""
+    p = tfd.MixtureSameFamily(tfd.Categorical(logits=[[0.0, 0.0], [0.0, -3.0]]),
+                              tfd.Normal([[-5.0, 5.0], [-5.0, 5.0]], [[1.0, 1.0], [0.5, 2.0]]))
+    for q in [tfd.Normal([0.0, 1.0], [5.0, 3.0]), tfd.Normal([5.0, -5.0], [1.0, 0.5])]:
+        for a, b in [(p, q), (q, p)]:
+            np.testing.assert_allclose(kl_divergence(a, b),
+                                       kl_divergence(a, b, num_points=40001), rtol=2e-6)
+
+
+def test_automatic_grid_refines_until_simpson_agrees(monkeypatch):
+    """Started too coarse, the grid doubles until the error estimate is within tolerance."""
+    from amortlib import evaluation
+
+    p, q = one_component([0.0], [1.0]), one_component([1.0], [2.0])
+    sizes = []
+    integrate = evaluation._integrate
+
+    def recording(*args):
+        sizes.append(args[4])
+        return integrate(*args)
+
+    monkeypatch.setattr(evaluation, "_automatic_size", lambda *args: 9)
+    monkeypatch.setattr(evaluation, "_integrate", recording)
+    np.testing.assert_allclose(kl_divergence(p, q), gaussian_kl(0.0, 1.0, 1.0, 2.0), rtol=1e-5)
+    assert len(sizes) > 1 and all(b == 2 * a - 1 for a, b in zip(sizes, sizes[1:]))
+
+
+def test_chunked_grid_gives_the_same_kl(monkeypatch):
+    from amortlib import evaluation
+
+    p, q = one_component([0.0, 3.0], [1.0, 0.5]), one_component([1.0, -2.0], [2.0, 3.0])
+    whole = kl_divergence(p, q)
+    monkeypatch.setattr(evaluation, "_CHUNK", 1000)
+    np.testing.assert_allclose(kl_divergence(p, q), whole, rtol=1e-12)
+
+
+def test_automatic_grid_refuses_scales_too_different():
+    p, q = one_component([0.0], [100.0]), one_component([0.0], [1e-4])
+    with pytest.raises(ValueError, match="num_points"):
+        kl_divergence(q, p)

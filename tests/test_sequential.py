@@ -434,3 +434,31 @@ _SAW, _I2, _1s = sq.SawTimeSeries(), np.eye(2), np.ones(2)
 def test_bad_inputs_raise_value_errors_naming_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def test_checked_precision_factor_is_reused_and_keyed_by_content(monkeypatch):
+    """The second check of the same matrix reuses its factor; a changed matrix is checked anew."""
+    from amortlib import _checks
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(6, 6))
+    lam, h = a @ a.T + 6 * np.eye(6), rng.normal(size=6)
+    q = gaussian.MeanField(rng.normal(size=6), rng.uniform(0.1, 1.0, size=6))
+    expected = 0.5 * (np.sum(np.diag(lam) * q.variances) - 6 - np.sum(np.log(q.variances))
+                      - np.linalg.slogdet(lam)[1]
+                      + (q.means - np.linalg.solve(lam, h)) @ lam
+                      @ (q.means - np.linalg.solve(lam, h)))
+    calls = []
+    cholesky = np.linalg.cholesky
+    monkeypatch.setattr(np.linalg, "cholesky", lambda m: calls.append(1) or cholesky(m))
+    _checks._FACTORS.clear()
+    np.testing.assert_allclose(gaussian.mean_field_kl(lam, h, q), expected, rtol=1e-12)
+    np.testing.assert_allclose(gaussian.mean_field_optimum(lam.copy(), h).means,
+                               np.linalg.solve(lam, h), rtol=1e-12)
+    assert len(calls) == 1
+    lam[0, 0] = -1.0  # the same array, now indefinite: not the cached matrix any more
+    with pytest.raises(ValueError, match="positive definite"):
+        gaussian.mean_field_kl(lam, h, q)
+    lam[0, 0], lam[0, 1] = 7.0, lam[0, 1] + 1.0
+    with pytest.raises(ValueError, match="symmetric"):
+        gaussian.mean_field_optimum(lam, h)
