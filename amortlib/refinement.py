@@ -172,11 +172,14 @@ def _make_ascent(model, num_nodes: int, num_iterations: int):
         best = tf.argmax(values, axis=0)
         return tf.gather(tf.transpose(candidates, [1, 0, 2]), best, batch_dims=1)
 
+    # A plain `tf.while_loop`, without autograph: autograph would convert every function that
+    # the loop calls (seconds of work on the first call) to build the same loop.
     @tf.function(input_signature=[tf.TensorSpec([None, 2], _checks.DTYPE),
-                                  tf.TensorSpec([None], _checks.DTYPE)])
+                                  tf.TensorSpec([None], _checks.DTYPE)], autograph=False)
     def ascend(theta, y):
-        for _ in tf.range(num_iterations):
-            theta = newton_step(theta, y)
+        _, theta = tf.while_loop(lambda i, _: i < num_iterations,
+                                 lambda i, theta: (i + 1, newton_step(theta, y)),
+                                 (tf.constant(0), theta))
         return theta, elbo_of(theta, y)
 
     return ascend
