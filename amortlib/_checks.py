@@ -349,7 +349,7 @@ def precision_and_factor(value, name: str = "precision") -> tuple[np.ndarray, np
                           person=str(matrix.shape).encode()[:16]).digest()
     if key in _FACTORS:
         _FACTORS.move_to_end(key)
-        return matrix, _FACTORS[key]
+        return matrix, _FACTORS[key].view()  # a view of a read-only array stays read-only
     # np.allclose(matrix, matrix.T) for finite values, without its checks for infinities
     if not np.all(np.abs(matrix - matrix.T) <= 1e-8 + 1e-5 * np.abs(matrix.T)):
         raise ValueError(f"{name} must be symmetric")
@@ -364,4 +364,4 @@ def precision_and_factor(value, name: str = "precision") -> tuple[np.ndarray, np
     _FACTORS[key] = factor
     while len(_FACTORS) > _MAX_FACTORS:
         _FACTORS.popitem(last=False)
-    return matrix, factor
+    return matrix, factor.view()

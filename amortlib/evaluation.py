@@ -41,7 +41,10 @@ def kl_divergence(p: tfd.Distribution, q: tfd.Distribution, *, num_points: int |
     mixture), with at least 4,001 points; then the grid is doubled until Simpson's rule on it
     and on every other point of it agree, $|S_h - S_{2h}| / 15 \le 10^{-6} (1 + |S_h|)$ at every
     batch element (the standard error estimate of Simpson's rule). A narrow ``q`` under a wide
-    ``p`` thus gets a grid fine enough to resolve it.
+    ``p`` thus gets a grid fine enough to resolve it. The grid also covers 12 standard deviations
+    around every mixture component's mean, and the mass of ``p`` on it must be 1 to within
+    $10^{-6}$: a heavy-tailed ``p``, whose mass 12 standard deviations cannot hold, raises
+    instead of returning a truncated integral.
 
     With ``support`` (the values of the discrete latents, ``{name: values}``), ``p`` and ``q`` are
     joint distributions over those discrete latents and one scalar continuous latent, and
@@ -66,8 +69,9 @@ def kl_divergence(p: tfd.Distribution, q: tfd.Distribution, *, num_points: int |
 
     Raises:
         ValueError: if quadrature is needed but the events are not scalars, with ``support``
-            if there is not exactly one continuous latent, or if the chosen grid would need
-            more than 4,194,305 points.
+            if there is not exactly one continuous latent, or, for the automatic grid, if it
+            would need more than 4,194,305 points or misses more than $10^{-6}$ of the mass
+            of ``p``.
 
     Example:
         >>> p = tfd.MixtureSameFamily(tfd.Categorical(probs=[0.5, 0.5]),
@@ -96,6 +100,10 @@ MIN_POINTS = 4001
 MAX_POINTS = 4_194_305
 #: Relative and absolute tolerance of the automatic grid's error estimate.
 TOLERANCE = 1e-6
+#: The most mass of ``p`` the automatic grid may leave out (else `kl_divergence` raises), from
+#: ``p``'s cdf; without a cdf, from Simpson's rule on the grid, to ten times this (the float32
+#: grid's own rounding error).
+MASS_TOLERANCE = 1e-6
 #: Grid values evaluated at once (rows times batch size), to bound memory.
 _CHUNK = 4_000_000
 
@@ -107,19 +115,36 @@ def _grid_size(num_points) -> int:
     return num_points
 
 
-def _bounds(p, q):
-    """The grid's ends, 12 standard deviations around both means."""
-    lo = tf.minimum(p.mean() - 12 * p.stddev(), q.mean() - 12 * q.stddev())
-    hi = tf.maximum(p.mean() + 12 * p.stddev(), q.mean() + 12 * q.stddev())
+def _spans(d):
+    """``(mean - 12 sd, mean + 12 sd)`` of ``d`` and of each mixture component, per batch."""
+    lo, hi = d.mean() - 12 * d.stddev(), d.mean() + 12 * d.stddev()
+    if isinstance(d, tfd.MixtureSameFamily):
+        c_lo, c_hi = _spans(d.components_distribution)
+        lo = tf.minimum(lo, tf.reduce_min(c_lo, axis=-1))
+        hi = tf.maximum(hi, tf.reduce_max(c_hi, axis=-1))
+    elif isinstance(d, tfd.Mixture):
+        for component in d.components:
+            c_lo, c_hi = _spans(component)
+            lo, hi = tf.minimum(lo, c_lo), tf.maximum(hi, c_hi)
     return lo, hi
+
+
+def _bounds(p, q):
+    """The grid's ends: 12 standard deviations around both means and every component's mean."""
+    p_lo, p_hi = _spans(p)
+    q_lo, q_hi = _spans(q)
+    return tf.minimum(p_lo, q_lo), tf.maximum(p_hi, q_hi)
 
 
 def _narrowest_scale(d) -> np.ndarray:
     """The smallest standard deviation in ``d``, per batch element (a mixture's components')."""
+    scale = np.asarray(d.stddev(), np.float64)
     if isinstance(d, tfd.MixtureSameFamily):
-        return np.minimum(np.min(_narrowest_scale(d.components_distribution), axis=-1),
-                          np.asarray(d.stddev(), np.float64))
-    return np.asarray(d.stddev(), np.float64)
+        scale = np.minimum(scale, np.min(_narrowest_scale(d.components_distribution), axis=-1))
+    elif isinstance(d, tfd.Mixture):
+        for component in d.components:
+            scale = np.minimum(scale, _narrowest_scale(component))
+    return scale
 
 
 def _automatic_size(p, q, lo, hi) -> int:
@@ -134,23 +159,25 @@ def _automatic_size(p, q, lo, hi) -> int:
     return max(MIN_POINTS, 4 * int(np.ceil(needed / 4)) + 1)
 
 
-def _integrate(log_p_fn, log_q_fn, lo, hi, num_points, with_estimate):
+def _integrate(log_p_fn, log_q_fn, lo, hi, num_points, mass_log_fn):
     r"""Simpson's rule for $\int p \log(p / q)$ on ``num_points`` points from ``lo`` to ``hi``.
 
-    Without ``with_estimate`` the grid is ``tf.linspace``'s in the distributions' dtype. With it,
-    the grid points are computed in float64 and then rounded to that dtype (in float32, a grid
-    from -120 by steps added to its start is off by up to 8e-6, a lot for a narrow ``q``), and
-    Simpson's rule on every other point is returned too (``num_points`` is then ``4 k + 1``).
-    Evaluates the grid in chunks of rows to bound memory.
+    ``mass_log_fn`` is None (a fixed grid: ``tf.linspace``'s, in the distributions' dtype), or
+    the log density of ``p``'s continuous latent (the conditional given the discrete ones, whose
+    mass is 1). Then the grid points are computed in float64 and rounded to the distributions'
+    dtype (in float32, a grid from -120 by steps added to its start is off by up to 8e-6, a lot
+    for a narrow ``q``), and Simpson's rule on every other point (``num_points`` is then
+    ``4 k + 1``) and the mass of that density on the grid are returned too. Evaluates the grid
+    in chunks of rows to bound memory.
     """
     weights = np.ones(num_points)
     weights[1:-1:2], weights[2:-1:2] = 4.0, 2.0
-    if not with_estimate:
+    if mass_log_fn is None:
         step = np.asarray((hi - lo) / (num_points - 1), np.float64)
         grid = tf.linspace(lo, hi, num_points)
         log_p, log_q = log_p_fn(grid), log_q_fn(grid)
         integrand = np.asarray(tf.exp(log_p) * (log_p - log_q), np.float64)
-        return step / 3.0 * np.tensordot(weights, integrand, axes=1), None
+        return step / 3.0 * np.tensordot(weights, integrand, axes=1)
     coarse = np.zeros(num_points)
     coarse[::2] = 4.0
     coarse[2:-1:4] = 8.0
@@ -158,34 +185,60 @@ def _integrate(log_p_fn, log_q_fn, lo, hi, num_points, with_estimate):
     lo64, hi64 = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
     step = (hi64 - lo64) / (num_points - 1)
     rows = max(1, _CHUNK // max(1, lo64.size))
-    fine = estimate = 0.0
+    fine = estimate = mass = 0.0
     for start in range(0, num_points, rows):
         index = np.arange(start, min(start + rows, num_points), dtype=np.float64)
         index = index.reshape((-1,) + (1,) * lo64.ndim)
         grid = tf.constant(lo64 + (hi64 - lo64) * (index / (num_points - 1)), lo.dtype)
         log_p, log_q = log_p_fn(grid), log_q_fn(grid)
         integrand = np.asarray(tf.exp(log_p) * (log_p - log_q), np.float64)
-        fine = fine + np.tensordot(weights[start:start + len(index)], integrand, axes=1)
+        log_mass = log_p if mass_log_fn == log_p_fn else mass_log_fn(grid)
+        density = np.asarray(tf.exp(log_mass), np.float64)
+        rows_weights = weights[start:start + len(index)]
+        fine = fine + np.tensordot(rows_weights, integrand, axes=1)
         estimate = estimate + np.tensordot(coarse[start:start + len(index)], integrand, axes=1)
-    return step / 3.0 * fine, step / 3.0 * estimate
+        mass = mass + np.tensordot(rows_weights, density, axes=1)
+    return step / 3.0 * fine, step / 3.0 * estimate, step / 3.0 * mass
 
 
 def _quadrature(p_x, q_x, log_p_fn, log_q_fn, num_points) -> np.ndarray:
     r"""$\int p \log(p / q)$ over the grid of ``p_x`` and ``q_x`` (fixed, or automatic)."""
     lo, hi = _bounds(p_x, q_x)
     if num_points is not None:
-        return _integrate(log_p_fn, log_q_fn, lo, hi, num_points, False)[0]
+        return _integrate(log_p_fn, log_q_fn, lo, hi, num_points, None)
     num_points = _automatic_size(p_x, q_x, lo, hi)
+    outside = _mass_outside(p_x, lo, hi)
+    if outside is not None:
+        _check_mass(outside)
     while True:
-        value, coarse = _integrate(log_p_fn, log_q_fn, lo, hi, num_points, True)
+        value, coarse, mass = _integrate(log_p_fn, log_q_fn, lo, hi, num_points, p_x.log_prob)
         error = np.abs(value - coarse) / 15
         if np.all(error <= TOLERANCE * (1 + np.abs(value))):
+            if outside is None:  # no cdf: the mass on the grid, up to the grid's own error
+                _check_mass(float(np.max(np.abs(1.0 - mass))), 10 * MASS_TOLERANCE)
             return value
         if 2 * num_points - 1 > MAX_POINTS:
             raise ValueError(f"the quadrature did not converge on {num_points} points "
                              f"(estimated error {float(np.max(error)):.2g}); pass num_points "
                              "to force a grid")
         num_points = 2 * num_points - 1
+
+
+def _mass_outside(d, lo, hi):
+    """The mass of ``d`` below ``lo`` and above ``hi`` (the largest over the batch), or None."""
+    try:
+        tails = d.cdf(lo) + d.survival_function(hi)
+    except NotImplementedError:
+        return None
+    return float(np.max(np.asarray(tails, np.float64)))
+
+
+def _check_mass(outside: float, tolerance: float = MASS_TOLERANCE) -> None:
+    if outside > tolerance:
+        raise ValueError(
+            f"p has mass {outside:.2g} outside the quadrature grid (12 standard deviations "
+            "around the means of p, q and their mixture components): heavy tails or a "
+            "component far out; kl_divergence cannot integrate it on this grid")
 
 
 def _enumerated_kl(p, q, support, num_points) -> np.ndarray:

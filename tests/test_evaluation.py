@@ -107,3 +107,34 @@ def test_automatic_grid_refuses_scales_too_different():
     p, q = one_component([0.0], [100.0]), one_component([0.0], [1e-4])
     with pytest.raises(ValueError, match="num_points"):
         kl_divergence(q, p)
+
+
+def test_automatic_grid_covers_a_light_far_component():
+    """A component of weight 0.001 at 1000 lies far outside 12 sd of the mixture's mean."""
+    p = tfd.MixtureSameFamily(tfd.Categorical(probs=np.array([0.999, 0.001])),
+                              tfd.Normal(np.array([0.0, 1000.0]), np.array([1.0, 1.0])))
+    q = tfd.MixtureSameFamily(tfd.Categorical(probs=np.array([1.0])),
+                              tfd.Normal(np.array([0.0]), np.array([1.0])))
+    # KL(p || N(0, 1)) = 0.999 log 0.999 + 0.001 (log 0.001 + 1000^2 / 2), up to e^-250000.
+    # In float64: in float32, log q near -5e5 alone is rounded by about 0.03.
+    exact = 0.999 * np.log(0.999) + 0.001 * (np.log(0.001) + 1000.0**2 / 2)
+    assert float(kl_divergence(p, q)) == pytest.approx(exact, rel=1e-6)
+
+
+def test_automatic_grid_sees_the_components_of_a_mixture():
+    """tfd.Mixture's narrow component sets the step, as MixtureSameFamily's do."""
+    p = tfd.Mixture(tfd.Categorical(probs=[0.99, 0.01]),
+                    [tfd.Normal(0.0, 1.0), tfd.Normal(3.0, 1e-4)])
+    # Up to the narrow component's overlap with the wide one (density ratio 1e-2 e^-4.5 / 1e4),
+    # KL = 0.99 log 0.99 + 0.01 (log 0.01 - H(N(3, 1e-8)) + log(2 pi)/2 + 9/2 + 1e-8/2).
+    narrow = 0.5 * np.log(2 * np.pi * np.e * 1e-8)
+    exact = (0.99 * np.log(0.99)
+             + 0.01 * (np.log(0.01) - narrow + 0.5 * np.log(2 * np.pi) + 4.5 + 0.5e-8))
+    assert float(kl_divergence(p, one_component([0.0], [1.0]))) == pytest.approx(exact, rel=1e-3)
+
+
+@pytest.mark.parametrize("df", [3.0, 5.0])
+def test_automatic_grid_refuses_heavy_tails(df):
+    """12 sd of a Student t miss more of its mass than the quadrature may drop."""
+    with pytest.raises(ValueError, match="mass"):
+        kl_divergence(tfd.StudentT(df, 0.0, 1.0), one_component([0.0], [1.0]))

@@ -462,3 +462,17 @@ def test_checked_precision_factor_is_reused_and_keyed_by_content(monkeypatch):
     lam[0, 0], lam[0, 1] = 7.0, lam[0, 1] + 1.0
     with pytest.raises(ValueError, match="symmetric"):
         gaussian.mean_field_optimum(lam, h)
+
+
+def test_a_remembered_factor_cannot_be_written_to():
+    """The factor handed out is a view of a read-only array: its flag cannot be turned back on."""
+    from amortlib import _checks
+
+    lam = np.array([[2.0, 1.0], [1.0, 2.0]])
+    for _ in range(2):  # the first check, then the remembered factor
+        _, factor = _checks.precision_and_factor(lam)
+        with pytest.raises(ValueError):
+            factor.flags.writeable = True
+        with pytest.raises(ValueError):
+            factor[0, 0] = 99.0
+    np.testing.assert_allclose(gaussian.mean_field_optimum(lam, [3.0, 3.0]).means, [1.0, 1.0])
